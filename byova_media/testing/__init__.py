@@ -1,0 +1,1 @@
+"""Offline testing tools: a Webex-side simulator and pytest fixtures."""
