@@ -1,0 +1,177 @@
+"""One validated, frozen configuration fed by a TOML file, ``BYOVA_MEDIA_*`` variables and flags.
+
+Precedence, lowest first: defaults, the config file, the environment, command-line flags.
+Unknown keys are errors everywhere. Settings of a plugin live in the file's
+``[plugin.<name>]`` table and in ``BYOVA_MEDIA_<NAME>_<KEY>`` variables; the plugin
+validates them itself (see :meth:`Config.plugin_settings`).
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+__all__ = ["ENV_PREFIX", "Config", "ConfigError"]
+
+ENV_PREFIX = "BYOVA_MEDIA_"
+_MIB = 2**20
+
+
+class ConfigError(ValueError):
+    """A setting is unknown or invalid; the message names it and says what is allowed."""
+
+
+class Config(BaseModel):
+    """Settings of one server; units are in the field names."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # --- network ---
+    host: str = "0.0.0.0"
+    port: int = Field(8086, ge=0, le=65535)
+    http_port: int | None = Field(None, ge=0, le=65535)
+    http_host: str | None = None
+    max_message_bytes: int = Field(16 * _MIB, ge=4 * _MIB, le=512 * _MIB)
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+    drain_timeout_s: float = Field(30.0, ge=0)
+    # --- plugins ---
+    plugins: tuple[str, ...] = ()
+    disable_plugins: tuple[str, ...] = ()
+    plugin: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    default_virtual_agent: str | None = None
+    # --- conversations ---
+    max_conversations: int = Field(10_000, ge=1)
+    conversation_ttl_s: float = Field(900.0, gt=0)
+    reply_mode: Literal["chunk", "wav"] = "chunk"
+    chunk_bytes: int = Field(8000, ge=100, le=65536)
+    first_chunk_bytes: int = Field(1600, ge=100, le=65536)
+    agent_timeout_s: float = Field(30.0, gt=0)
+    on_plugin_error: Literal["transfer", "end"] = "transfer"
+    plugin_error_text: str = "Sorry, something went wrong. Please hold."
+    # --- caller audio ---
+    min_audio_bytes: int = Field(16, ge=0)
+    vad: str = "energy"
+    vad_threshold: float = Field(0.5, gt=0, lt=1)
+    speech_start_ms: int = Field(100, ge=20)
+    speech_end_silence_ms: int = Field(700, ge=100)
+    pre_roll_ms: int = Field(200, ge=0)
+    max_utterance_ms: int = Field(30_000, ge=1000)
+    jitter_floor_ms: int = Field(20, ge=0)
+    jitter_ceiling_ms: int = Field(200, ge=20)
+    # --- what Webex is told for the next input (InputHandlingConfig) ---
+    dtmf_input_length: int = Field(1, ge=1, le=64)
+    dtmf_inter_digit_timeout_ms: int = Field(3000, ge=0)
+    dtmf_terminator: str | None = "#"
+    max_speech_timeout_ms: int = Field(30_000, ge=0)
+    complete_timeout_ms: int = Field(5000, ge=0)
+    incomplete_timeout_ms: int = Field(5000, ge=0)
+    no_input_timeout_ms: int = Field(10_000, ge=0)
+    # --- logs ---
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("dtmf_terminator")
+    @classmethod
+    def _one_key(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) != 1 or value not in "0123456789*#ABCD"):
+            raise ValueError("must be one DTMF key (0-9, *, #, A-D) or empty")
+        return value or None
+
+    def plugin_settings(self, name: str) -> dict[str, Any]:
+        """The raw settings of plugin ``name`` (file table merged with environment)."""
+        return dict(self.plugin.get(name, {}))
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        file: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        plugin_names: Iterable[str] = (),
+    ) -> Config:
+        """Build the configuration from its sources; raise :class:`ConfigError` on any problem.
+
+        ``plugin_names`` are the plugins whose ``BYOVA_MEDIA_<NAME>_*`` variables are
+        routed to their settings instead of being rejected as unknown.
+        """
+        data: dict[str, Any] = {}
+        if file is not None:
+            data.update(_read_file(file))
+        plugin_tables: dict[str, dict[str, Any]] = {
+            k: dict(v) for k, v in data.pop("plugin", {}).items()
+        }
+        data.update(_from_env(env or {}, plugin_names, plugin_tables))
+        data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        data["plugin"] = plugin_tables
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc)) from None
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _from_env(
+    env: Mapping[str, str], plugin_names: Iterable[str], plugin_tables: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    fields = set(Config.model_fields) - {"plugin"}
+    plugin_prefixes = sorted(
+        ((f"{n.upper()}_", n) for n in plugin_names), key=lambda p: -len(p[0])
+    )
+    out: dict[str, Any] = {}
+    for key, raw in env.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key[len(ENV_PREFIX) :]
+        if name.lower() in fields:
+            out[name.lower()] = _env_value(name.lower(), raw)
+            continue
+        for prefix, plugin in plugin_prefixes:
+            if name.startswith(prefix):
+                plugin_tables.setdefault(plugin, {})[name[len(prefix) :].lower()] = raw
+                break
+        else:
+            raise ConfigError(
+                f"unknown setting {key}: not a core setting and no loaded plugin is named "
+                f"after its prefix (known plugins: {', '.join(sorted(plugin_names)) or 'none'})"
+            )
+    return out
+
+
+def _env_value(field: str, raw: str) -> Any:
+    """Parse list settings from commas; everything else is validated by pydantic."""
+    if field in {"plugins", "disable_plugins"}:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if raw.startswith(("[", "{")):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "config"
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown setting {where!r}")
+        else:
+            parts.append(f"{where}: {err['msg']}")
+    return "invalid configuration: " + "; ".join(parts)
