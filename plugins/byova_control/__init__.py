@@ -1,0 +1,106 @@
+"""The ``control`` plugin: the Webex side of BYOVA, from OAuth to a verified JWS on every RPC.
+
+It mints and stores Service App tokens per customer org, registers serviceApp webhooks and
+serves their receiver on the HTTP port (``/webhooks/webex``), ensures and renews the org's
+BYODS DataSource, and installs a gRPC interceptor that verifies the data source's JWS when
+``BYOVA_MEDIA_CONTROL_DATASOURCE_URL`` is set. ``byova-media control ...`` drives it by hand.
+Per-server objects live in ``app.state["control"]`` (a :class:`ControlPlane`, or None when
+nothing is configured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from byova_control.runtime import ControlPlane
+from byova_control.settings import ControlSettings
+from byova_media import hookimpl
+
+if TYPE_CHECKING:
+    import grpc.aio
+    from aiohttp import web
+
+    from byova_media.app import App
+
+__all__ = [
+    "PLUGIN_NAME",
+    "ControlPlane",
+    "ControlSettings",
+    "byova_add_commands",
+    "byova_configure",
+    "byova_grpc_interceptors",
+    "byova_http_routes",
+    "byova_server_start",
+    "byova_server_stop",
+]
+
+log = logging.getLogger(__name__)
+
+PLUGIN_NAME = "control"
+
+
+def _plane(app: App) -> ControlPlane | None:
+    plane = app.state.get(PLUGIN_NAME)
+    return plane if isinstance(plane, ControlPlane) else None
+
+
+@hookimpl
+def byova_configure(app: App) -> None:
+    """Validate the settings and build the control plane (None when nothing is configured)."""
+    settings = ControlSettings.load(app.settings(PLUGIN_NAME), os.environ)
+    configured = settings.sa_client_id or settings.integration_client_id or settings.datasource_url
+    app.state[PLUGIN_NAME] = ControlPlane(settings) if configured else None
+    if not configured:
+        log.debug("control plugin idle: no Service App, Integration or datasource_url set")
+
+
+@hookimpl
+def byova_grpc_interceptors(app: App) -> Sequence[grpc.aio.ServerInterceptor] | None:
+    """JWS verification for both RPCs, when ``datasource_url`` is configured."""
+    plane = _plane(app)
+    if plane is None or not plane.settings.datasource_url:
+        return None
+    from byova_control.interceptor import JwsInterceptor
+    from byova_control.jws import DEFAULT_ISSUERS, JwsVerifier
+
+    settings = plane.settings
+    verifier = JwsVerifier(
+        issuers=settings.jws_issuers or DEFAULT_ISSUERS,
+        datasource_url=settings.datasource_url,
+        http=plane.http,
+        org_allowed=plane.org_allowed if settings.jws_org_allowlist else None,
+    )
+    return [JwsInterceptor(verifier, app.metrics)]
+
+
+@hookimpl
+def byova_http_routes(app: App) -> Sequence[web.RouteDef] | None:
+    """The serviceApp webhook receiver (``POST /webhooks/webex``)."""
+    plane = _plane(app)
+    return None if plane is None else plane.receiver.routes()
+
+
+@hookimpl
+def byova_server_start(app: App) -> Awaitable[None] | None:
+    """Start DataSource renewal."""
+    plane = _plane(app)
+    return None if plane is None else plane.start()
+
+
+@hookimpl
+def byova_server_stop(app: App) -> Awaitable[None] | None:
+    """Finish webhook work, stop renewal, close the store and HTTP client."""
+    plane = _plane(app)
+    return None if plane is None else plane.close()
+
+
+@hookimpl
+def byova_add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add ``byova-media control ...``."""
+    from byova_control.cli import add_control_command
+
+    add_control_command(subparsers)
