@@ -1,0 +1,154 @@
+"""gRPC server interceptor that requires a valid data-source JWS on every BYOVA RPC.
+
+Verification runs once per RPC, before the servicer sees the first message. The verified
+claims are then available to the servicer through :data:`current_claims`::
+
+    from byova_control.interceptor import current_claims
+
+    claims = current_claims.get()  # VerifiedClaims, or None when no interceptor ran
+
+Only the ``VoiceVirtualAgent`` service is guarded: health checks and reflection carry no
+JWS (Webex never calls them) and are passed through unchanged.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
+from typing import Any
+
+import grpc
+
+from byova_control.jws import JwsError, JwsVerifier, VerifiedClaims
+from byova_media.metrics import Metrics
+
+__all__ = ["PROTECTED_SERVICE_PREFIX", "JwsInterceptor", "current_claims"]
+
+log = logging.getLogger(__name__)
+
+#: Method paths starting with this need a JWS.
+PROTECTED_SERVICE_PREFIX = "/com.cisco.wcc.ccai.media.v1.VoiceVirtualAgent/"
+
+#: Claims of the JWS that authorized the RPC being served (set for the RPC's duration).
+current_claims: ContextVar[VerifiedClaims | None] = ContextVar(
+    "byova_control_current_claims", default=None
+)
+
+_DETAIL = "missing or invalid data source token"
+_UNSAFE_LOG_CHARS = re.compile(r"[^A-Za-z0-9_.:\-]")
+
+
+class JwsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Refuses ``VoiceVirtualAgent`` RPCs whose ``authorization`` metadata fails verification.
+
+    A refusal ends the RPC with ``UNAUTHENTICATED`` and a generic detail; the reason goes
+    to the log (once, with Webex's ``trackingid``) and to ``jws_rejections{reason}``.
+    """
+
+    def __init__(self, verifier: JwsVerifier, metrics: Metrics | None = None) -> None:
+        self._verifier = verifier
+        self._metrics = metrics
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method: str = handler_call_details.method
+        if handler is None or not method.startswith(PROTECTED_SERVICE_PREFIX):
+            return handler
+        metadata = tuple(handler_call_details.invocation_metadata or ())
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._guard_unary(handler.unary_unary, method, metadata),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_stream is not None:
+            return grpc.stream_stream_rpc_method_handler(
+                self._guard_stream(handler.stream_stream, method, metadata),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._guard_stream(handler.unary_stream, method, metadata),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return grpc.stream_unary_rpc_method_handler(
+            self._guard_unary(handler.stream_unary, method, metadata),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _guard_unary(
+        self, behavior: Callable[..., Any], method: str, metadata: tuple[Any, ...]
+    ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+        """Wrap a behavior that returns one response (unary-unary, stream-unary)."""
+
+        async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            claims = await self._authenticate(method, metadata, context)
+            token = current_claims.set(claims)
+            try:
+                result = behavior(request, context)
+                return await result if inspect.isawaitable(result) else result
+            finally:
+                current_claims.reset(token)
+
+        return guarded
+
+    def _guard_stream(
+        self, behavior: Callable[..., Any], method: str, metadata: tuple[Any, ...]
+    ) -> Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]:
+        """Wrap a behavior that streams responses (an async generator or ``context.write``)."""
+
+        async def guarded(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            claims = await self._authenticate(method, metadata, context)
+            token = current_claims.set(claims)
+            try:
+                result = behavior(request, context)
+                if hasattr(result, "__aiter__"):
+                    async for response in result:
+                        yield response
+                elif inspect.isawaitable(result):
+                    await result
+            finally:
+                current_claims.reset(token)
+
+        return guarded
+
+    async def _authenticate(
+        self, method: str, metadata: tuple[Any, ...], context: grpc.aio.ServicerContext
+    ) -> VerifiedClaims:
+        """The verified claims, or abort the RPC with ``UNAUTHENTICATED``."""
+        value = _metadata_value(metadata, "authorization")
+        try:
+            if value is None:
+                raise JwsError("missing")
+            return await self._verifier.verify(value)
+        except JwsError as exc:
+            reason = exc.reason
+        tracking = _metadata_value(metadata, "trackingid")
+        log.warning(
+            "refused %s: JWS %s (trackingid=%s)",
+            method,
+            reason,
+            _UNSAFE_LOG_CHARS.sub("?", tracking[:80]) if tracking else "-",
+        )
+        if self._metrics is not None:
+            self._metrics.jws_rejections.labels(reason=reason).inc()
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, _DETAIL)
+        raise AssertionError("context.abort returned")  # pragma: no cover
+
+
+def _metadata_value(metadata: tuple[Any, ...], key: str) -> str | None:
+    """The first text value of ``key`` (gRPC lower-cases keys); binary values are ignored."""
+    for item in metadata:
+        if item[0] == key and isinstance(item[1], str):
+            return str(item[1])
+    return None
