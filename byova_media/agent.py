@@ -129,9 +129,18 @@ class Reply:
     summary: str | None = None
 
     @classmethod
-    def say(cls, audio: AudioSource | None = None, text: str = "", **kwargs: Any) -> Reply:
-        """A reply with one prompt; ``kwargs`` go to :class:`Prompt`."""
-        return cls(prompts=[Prompt(audio=audio, text=text, **kwargs)])
+    def say(
+        cls,
+        audio: AudioSource | None = None,
+        text: str = "",
+        *,
+        barge_in: bool = False,
+        audio_format: AudioFormat = ULAW_8K,
+        **fields: Any,
+    ) -> Reply:
+        """A reply with one prompt; other keyword arguments are :class:`Reply` fields."""
+        prompt = Prompt(audio=audio, text=text, barge_in=barge_in, audio_format=audio_format)
+        return cls(prompts=[prompt], **fields)
 
     @property
     def is_terminal(self) -> bool:

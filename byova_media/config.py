@@ -52,6 +52,7 @@ class Config(BaseModel):
     reply_mode: Literal["chunk", "wav"] = "chunk"
     chunk_bytes: int = Field(8000, ge=100, le=65536)
     first_chunk_bytes: int = Field(1600, ge=100, le=65536)
+    chunk_lead_ms: int = Field(3000, ge=0)
     agent_timeout_s: float = Field(30.0, gt=0)
     on_plugin_error: Literal["transfer", "end"] = "transfer"
     plugin_error_text: str = "Sorry, something went wrong. Please hold."

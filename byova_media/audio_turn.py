@@ -1,0 +1,236 @@
+"""One audio RPC: caller frames in, START_OF_INPUT / END_OF_INPUT out, the utterance handed on.
+
+Per frame the work is decode → (resample) → jitter buffer → VAD/turn detector, done
+inline in the task that reads the RPC: no queue hop, no plugin-manager dispatch, no
+per-frame objects beyond the numpy arrays. Only turn boundaries cross to the RPC's
+main task, through a small queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from byova_media._proto import voicevirtualagent_pb2 as pb
+from byova_media.audio.codecs import Encoding, decode
+from byova_media.audio.jitter import JitterBuffer
+from byova_media.audio.resample import Resampler
+from byova_media.audio.vad import TurnDetector, VoiceActivityDetector
+from byova_media.conversation import Conversation
+from byova_media.wire import encoding_from_wire
+
+__all__ = ["AudioTurn", "TurnSignal"]
+
+log = logging.getLogger(__name__)
+
+FRAME_SAMPLES = 160  # 20 ms at 8 kHz, the unit of the whole inbound path
+FRAME_MS = 20
+
+
+@dataclass(frozen=True)
+class TurnSignal:
+    """A turn boundary for the RPC's main task: caller started/ended, or the stream ended."""
+
+    kind: Literal["start", "end", "eos"]
+    at: float
+    speech_end_at: float | None = None
+
+
+class AudioTurn:
+    """State of one audio RPC; :meth:`read` consumes the requests, :attr:`signals` reports."""
+
+    def __init__(self, conv: Conversation, vad_factory: Callable[[], VoiceActivityDetector]) -> None:
+        config = conv.app.config
+        self.conv = conv
+        self.config = config
+        self.metrics = conv.app.metrics
+        self.signals: asyncio.Queue[TurnSignal] = asyncio.Queue()
+        self.jitter = JitterBuffer(
+            frame_ms=FRAME_MS, floor_ms=config.jitter_floor_ms, ceiling_ms=config.jitter_ceiling_ms
+        )
+        self.agent_turns = conv.agent.turn_taking == "agent"
+        self.detector = (
+            None
+            if self.agent_turns
+            else TurnDetector(
+                vad_factory(),
+                frame_ms=FRAME_MS,
+                start_ms=config.speech_start_ms,
+                end_silence_ms=config.speech_end_silence_ms,
+                pre_roll_ms=config.pre_roll_ms,
+                threshold=config.vad_threshold,
+            )
+        )
+        self._max_frames = config.max_utterance_ms // FRAME_MS
+        keep_before = (config.pre_roll_ms + config.speech_start_ms) // FRAME_MS + 2
+        self._before: collections.deque[np.ndarray] = collections.deque(maxlen=keep_before)
+        self._utterance: list[np.ndarray] = []
+        self._index = 0  # frames seen on this RPC
+        self._start_index: int | None = None
+        self._resampler: Resampler | None = None
+        self._resampler_rate = 0
+        self._carry = np.zeros(0, dtype=np.int16)
+        self.started = False
+        self.ended = False
+        self.frames = 0
+        self.ignored_tiny = 0
+        self._warned: set[str] = set()
+        self._on_audio_ok = conv.agent.wants_audio
+
+    # --- called from the agent (turn_taking = "agent") through Call ---
+
+    def signal(self, kind: str) -> bool:
+        if self.ended or kind not in ("start", "end"):
+            return False
+        if kind == "start" and self._start_index is None:
+            self._start_index = self._index
+        self.signals.put_nowait(TurnSignal("start" if kind == "start" else "end", time.monotonic()))
+        return True
+
+    # --- reading ---
+
+    def _warn_once(self, key: str, message: str, *args: object) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message + " [conversation=%s]", *args, self.conv.call.conversation_id)
+
+    async def read(self, first: pb.VoiceVARequest, requests: AsyncIterator[pb.VoiceVARequest]) -> None:
+        """Consume the RPC's requests until the client half-closes; then signal ``eos``."""
+        try:
+            await self._take(first)
+            async for request in requests:
+                if request.WhichOneof("voice_va_input_type") != "audio_input":
+                    self._warn_once(
+                        "kind", "ignoring a non-audio message on an audio RPC (%s)",
+                        request.WhichOneof("voice_va_input_type"),
+                    )
+                    continue
+                await self._take(request)
+            if not self.ended:
+                for frame in self.jitter.flush():
+                    await self._frame(frame)
+        finally:
+            self.signals.put_nowait(TurnSignal("eos", time.monotonic()))
+
+    async def _take(self, request: pb.VoiceVARequest) -> None:
+        audio = request.audio_input
+        conv = self.conv
+        if audio.encoding:
+            encoding = encoding_from_wire(audio.encoding)
+            if encoding is None:
+                self._warn_once("enc", "unknown audio encoding %d; keeping %s",
+                                audio.encoding, conv.encoding.value)
+            else:
+                conv.encoding = encoding
+        if audio.sample_rate_hertz > 0:
+            conv.sample_rate = audio.sample_rate_hertz
+        if audio.language_code:
+            conv.call.language_code = audio.language_code
+        data = audio.caller_audio
+        if not data:
+            return  # the settings-only first message
+        if len(data) < self.config.min_audio_bytes:
+            self.ignored_tiny += 1  # Webex sends a few bytes at call start
+            return
+        if self.ended:
+            return  # after END_OF_INPUT Webex stops; stragglers are dropped
+        if conv.encoding is Encoding.L16 and len(data) % 2:
+            self._warn_once("odd", "L16 payload of odd length %d; dropping its last byte", len(data))
+        pcm = decode(data, conv.encoding)
+        if conv.sample_rate != 8000:
+            pcm = self._resample(pcm, conv.sample_rate)
+        timestamp = None
+        if audio.HasField("audio_timestamp"):
+            ts = audio.audio_timestamp
+            timestamp = ts.seconds * 1000.0 + ts.nanos / 1e6
+        if len(pcm) == FRAME_SAMPLES and not len(self._carry):
+            for frame in self.jitter.push(pcm, timestamp):
+                await self._frame(frame)
+            return
+        await self._reframe(pcm, timestamp)
+
+    def _resample(self, pcm: np.ndarray, rate: int) -> np.ndarray:
+        if rate < 4000 or rate > 192_000:
+            self._warn_once("rate", "implausible sample rate %d Hz; treating audio as 8 kHz", rate)
+            return pcm
+        if self._resampler is None or self._resampler_rate != rate:
+            self._resampler = Resampler(rate, 8000)
+            self._resampler_rate = rate
+        return self._resampler.process(pcm)
+
+    async def _reframe(self, pcm: np.ndarray, timestamp: float | None) -> None:
+        """Cut payloads of other sizes into 20 ms frames (timestamps advance per frame)."""
+        if len(self._carry):
+            pcm = np.concatenate((self._carry, pcm))
+            timestamp = None if timestamp is None else timestamp - len(self._carry) / 8.0
+        whole = len(pcm) - len(pcm) % FRAME_SAMPLES
+        for offset in range(0, whole, FRAME_SAMPLES):
+            ts = None if timestamp is None else timestamp + offset / 8.0
+            for frame in self.jitter.push(pcm[offset : offset + FRAME_SAMPLES], ts):
+                await self._frame(frame)
+        self._carry = pcm[whole:].copy()
+
+    async def _frame(self, frame: np.ndarray) -> None:
+        self.frames += 1
+        self._index += 1
+        if self._on_audio_ok:
+            try:
+                await self.conv.agent.on_audio(self.conv.call, frame)
+            except Exception:
+                self._on_audio_ok = False
+                self.metrics.plugin_errors.labels(plugin=self.conv.spec.virtual_agent_id).inc()
+                log.exception("agent.on_audio failed; no more frames go to it on this RPC "
+                              "[conversation=%s]", self.conv.call.conversation_id)
+        if self._start_index is None:
+            self._before.append(frame)
+        else:
+            self._utterance.append(frame)
+        if self.detector is None:
+            if len(self._utterance) > self._max_frames:
+                del self._utterance[0]
+            return
+        event = self.detector.process(frame)
+        now = time.monotonic()
+        if event is not None and event.kind == "start" and self._start_index is None:
+            # The detector reports where speech began; take those frames from the pre-roll.
+            back = min(self._index - event.frame_index, len(self._before))
+            self._utterance = list(self._before)[len(self._before) - back :] if back > 0 else []
+            self._start_index = event.frame_index
+            self.signals.put_nowait(TurnSignal("start", now))
+        elif event is not None and event.kind == "end" and self._start_index is not None:
+            self._end(now, trailing=self._index - event.frame_index)
+        elif self._start_index is not None and len(self._utterance) >= self._max_frames:
+            self._warn_once("max", "utterance reached max_utterance_ms=%d; ending it",
+                            self.config.max_utterance_ms)
+            self._end(now, trailing=0)
+
+    def _end(self, now: float, trailing: int) -> None:
+        self.ended = True
+        if trailing > 0:
+            del self._utterance[len(self._utterance) - min(trailing, len(self._utterance)) :]
+        self.signals.put_nowait(
+            TurnSignal("end", now, speech_end_at=now - trailing * FRAME_MS / 1000.0)
+        )
+
+    def finish(self) -> None:
+        """End the turn: audio that still arrives on this RPC is dropped."""
+        self.ended = True
+
+    def utterance(self) -> np.ndarray:
+        if not self._utterance:
+            return np.zeros(0, dtype=np.int16)
+        return np.concatenate(self._utterance)
+
+    def record_stats(self) -> None:
+        stats = self.jitter.stats
+        self.metrics.frames_in.inc(self.frames)
+        self.metrics.frames_late.inc(stats.late_dropped)
+        self.metrics.frames_duplicate.inc(stats.duplicate)
+        self.metrics.frames_concealed.inc(stats.concealed)

@@ -1,0 +1,72 @@
+"""``Call``: the per-conversation handle every agent method receives."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from byova_media.app import App
+
+__all__ = ["Call"]
+
+_log = logging.getLogger("byova_media.call")
+
+
+class Call:
+    """What an agent knows about its conversation and can ask of the engine.
+
+    Lives as long as the conversation (across all of Webex's RPCs for it).
+    """
+
+    def __init__(
+        self,
+        *,
+        app: App,
+        conversation_id: str,
+        virtual_agent_id: str,
+        customer_org_id: str,
+        tracking_id: str = "",
+        signal: Callable[[str], bool] | None = None,
+        heard: Callable[[], int] | None = None,
+    ) -> None:
+        self.app = app
+        self.conversation_id = conversation_id
+        self.virtual_agent_id = virtual_agent_id
+        self.customer_org_id = customer_org_id
+        self.tracking_id = tracking_id
+        self.parameters: Mapping[str, Any] = {}
+        self.language_code = ""
+        #: Free space for the agent's own per-call state.
+        self.state: dict[str, Any] = {}
+        #: The latest transcript/summary; the engine puts them on the call's last response.
+        self.transcript: str | None = None
+        self.summary: str | None = None
+        self.log = logging.LoggerAdapter(_log, {"conversation_id": conversation_id})
+        self.marks: dict[str, float] = {}
+        self._signal = signal or (lambda _kind: False)
+        self._heard = heard or (lambda: 0)
+
+    def __repr__(self) -> str:
+        return f"Call(conversation_id={self.conversation_id!r}, agent={self.virtual_agent_id!r})"
+
+    def start_of_input(self) -> bool:
+        """Tell Webex the caller started speaking (agents with ``turn_taking = "agent"``).
+
+        Returns whether an audio RPC was open to carry it.
+        """
+        return self._signal("start")
+
+    def end_of_input(self) -> bool:
+        """Tell Webex the caller's turn ended; the agent's reply follows on the same RPC."""
+        return self._signal("end")
+
+    def mark(self, name: str) -> None:
+        """Record a latency milestone of the current turn (e.g. ``"llm_first_token"``)."""
+        self.marks.setdefault(name, time.monotonic())
+
+    def heard_ms(self) -> int:
+        """How much of the current or last reply the caller has heard, in ms."""
+        return self._heard()

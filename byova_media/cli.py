@@ -1,0 +1,160 @@
+"""The ``byova-media`` command: serve, plugins, call, and the commands plugins add."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from byova_media import __version__
+from byova_media.config import Config, ConfigError
+from byova_media.logs import setup_logging
+from byova_media.plugins import PluginError, PluginHost
+
+__all__ = ["main"]
+
+
+def _serve_parser(sub: Any) -> None:
+    p = sub.add_parser("serve", help="run the BYOVA gRPC server")
+    p.add_argument("--plugin", action="append", default=[], metavar="NAME",
+                   help="plugin to load: entry-point name, module or module:attr (repeatable)")
+    p.add_argument("--disable-plugin", action="append", default=[], metavar="NAME",
+                   help="plugin not to load (repeatable)")
+    p.add_argument("--config", type=Path, help="TOML config file")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int, help="gRPC port (0 picks a free one)")
+    p.add_argument("--http-port", type=int, help="HTTP port for health, metrics, webhooks")
+    p.add_argument("--reply-mode", choices=["chunk", "wav"])
+    p.add_argument("--tls-cert-file", type=Path)
+    p.add_argument("--tls-key-file", type=Path)
+    p.add_argument("--tls-client-ca-file", type=Path, help="require client certificates (mTLS)")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--log-format", choices=["text", "json"])
+    p.set_defaults(func=_serve)
+
+
+def _load_config(args: argparse.Namespace, host: PluginHost | None = None) -> Config:
+    names = {ep_name for ep_name in _entry_point_names()} | set(args.plugin)
+    overrides: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "http_port": args.http_port,
+        "reply_mode": args.reply_mode,
+        "tls_cert_file": args.tls_cert_file,
+        "tls_key_file": args.tls_key_file,
+        "tls_client_ca_file": args.tls_client_ca_file,
+        "log_level": args.log_level,
+        "log_format": args.log_format,
+    }
+    config = Config.load(file=args.config, env=os.environ, overrides=overrides, plugin_names=names)
+    plugins = tuple(dict.fromkeys((*config.plugins, *args.plugin)))
+    disabled = tuple(dict.fromkeys((*config.disable_plugins, *args.disable_plugin)))
+    return config.model_copy(update={"plugins": plugins, "disable_plugins": disabled})
+
+
+def _entry_point_names() -> list[str]:
+    from importlib import metadata
+
+    from byova_media import PROJECT_NAME
+
+    return [ep.name for ep in metadata.entry_points(group=PROJECT_NAME)]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from byova_media.server import Server
+
+    config = _load_config(args)
+    setup_logging(config.log_level, config.log_format)
+    plugins = PluginHost.create(config.plugins, config.disable_plugins)
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # uvloop is optional on platforms without it
+        runner = asyncio.run
+    runner(Server(config, plugins).run())
+    return 0
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    host = PluginHost.create(args.plugin, discover=True)
+    rows = [
+        {"name": i.name, "source": i.source, "version": i.version, "requires": i.requires,
+         "hooks": list(i.hooks)}
+        for i in host.infos
+    ]
+    if args.json:
+        print(json.dumps({"loaded": rows, "failed": host.failures}, indent=2))
+        return 0
+    for row in rows:
+        requires = f"  requires byova-media {row['requires']}" if row["requires"] else ""
+        print(f"{row['name']:<14} {row['version'] or '-':<10} {row['source']}{requires}")
+        print(f"{'':<14} hooks: {', '.join(row['hooks']) or '-'}")
+    for name, error in host.failures.items():
+        print(f"{name:<14} FAILED     {error}")
+    return 0
+
+
+def _call(args: argparse.Namespace) -> int:
+    from byova_media.testing.simulator import WebexSimulator
+
+    async def place() -> int:
+        async with WebexSimulator(args.target, realtime=not args.fast, token=args.token) as sim:
+            call = sim.call(args.agent)
+            steps = [await call.start()]
+            if args.wav:
+                steps.append(await call.say(args.wav.read_bytes()))
+            if args.dtmf:
+                steps.append(await call.dtmf(args.dtmf))
+            steps.append(await call.hang_up())
+            print(call.timeline())
+            if args.save_prompts:
+                for path in call.save_prompts(args.save_prompts):
+                    print(f"saved {path}")
+            return 0 if all(s.code.name == "OK" for s in steps) else 1
+
+    return asyncio.run(place())
+
+
+def build_parser(host: PluginHost) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="byova-media", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"byova-media {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+    p = sub.add_parser("plugins", help="list plugins, their source, version and hooks")
+    p.add_argument("--plugin", action="append", default=[], metavar="NAME")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_plugins)
+    p = sub.add_parser("call", help="place a simulated Webex call and print its timeline")
+    p.add_argument("target", help="HOST:PORT of the BYOVA server")
+    p.add_argument("--wav", type=Path, help="caller audio (any WAV)")
+    p.add_argument("--dtmf", help="digits to press after speaking, e.g. 12#")
+    p.add_argument("--agent", default="", help="virtual_agent_id (default: the server's default)")
+    p.add_argument("--token", help="value of the authorization metadata")
+    p.add_argument("--save-prompts", type=Path, metavar="DIR")
+    p.add_argument("--fast", action="store_true", help="send audio faster than real time")
+    p.set_defaults(func=_call)
+    host.add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``byova-media`` console script."""
+    try:
+        host = PluginHost.create(discover=True)
+        args = build_parser(host).parse_args(argv)
+        return int(args.func(args))
+    except (ConfigError, PluginError, OSError) as exc:
+        print(f"byova-media: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Logging set-up: every line carries the conversation and Webex tracking ids of its call.
+
+The ids live in context variables set by the servicer for the duration of an RPC, so
+any code running for a call (including plugins) logs them without passing them around.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import time
+from typing import Literal
+
+__all__ = ["conversation_id_var", "setup_logging", "tracking_id_var"]
+
+conversation_id_var: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "byova_conversation_id", default="-"
+)
+tracking_id_var: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "byova_tracking_id", default="-"
+)
+
+
+class _CallContextFilter(logging.Filter):
+    """Copies the call's ids from the context onto each record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "conversation_id"):
+            record.conversation_id = conversation_id_var.get()
+        if not hasattr(record, "tracking_id"):
+            record.tracking_id = tracking_id_var.get()
+        return True
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "ts": round(record.created, 3),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+            "conversation_id": getattr(record, "conversation_id", "-"),
+            "tracking_id": getattr(record, "tracking_id", "-"),
+        }
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+def setup_logging(level: str = "INFO", fmt: Literal["text", "json"] = "text") -> None:
+    """Configure the root logger once for the command line (tests keep pytest's)."""
+    handler = logging.StreamHandler()
+    handler.addFilter(_CallContextFilter())
+    if fmt == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        formatter = logging.Formatter(
+            "%(asctime)s %(levelname)s %(name)s [conv=%(conversation_id)s "
+            "trk=%(tracking_id)s] %(message)s"
+        )
+        formatter.converter = time.gmtime
+        handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

@@ -1,0 +1,58 @@
+"""The output side of one ``ProcessCallerInput`` RPC: ordered sends and the one-FINAL rule."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from byova_media._proto import voicevirtualagent_pb2 as pb
+from byova_media.metrics import Metrics
+
+__all__ = ["RpcAbort", "RpcOutput"]
+
+_TYPE_NAMES = {v: k.lower() for k, v in pb.VoiceVAResponse.ResponseType.items()}
+_EVENT_NAMES = {v: k for k, v in pb.OutputEvent.EventType.items()}
+
+
+class RpcAbort(Exception):
+    """End the RPC with a gRPC status (e.g. INVALID_ARGUMENT) and a message for the client."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class RpcOutput:
+    """Responses waiting to be written to one RPC.
+
+    The servicer's generator drains :attr:`queue`; ``None`` ends the RPC. Sending a
+    second FINAL is a bug in the engine and raises instead of breaking the protocol.
+    """
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.queue: asyncio.Queue[pb.VoiceVAResponse | None] = asyncio.Queue()
+        self.metrics = metrics
+        self.final_sent = False
+        self.closed = False
+        self.first_audio_at: float | None = None
+
+    def send(self, response: pb.VoiceVAResponse) -> None:
+        if self.closed:
+            return
+        if response.response_type == pb.VoiceVAResponse.FINAL:
+            if self.final_sent:
+                raise RuntimeError("a second FINAL on one RPC would break the BYOVA protocol")
+            self.final_sent = True
+        if self.first_audio_at is None and any(p.audio_content for p in response.prompts):
+            self.first_audio_at = time.monotonic()
+        self.metrics.replies.labels(type=_TYPE_NAMES[response.response_type]).inc()
+        for event in response.output_events[:1]:
+            self.metrics.output_events.labels(event=_EVENT_NAMES[event.event_type]).inc()
+        self.queue.put_nowait(response)
+
+    def close(self) -> None:
+        """Complete the RPC once everything queued has been written."""
+        if not self.closed:
+            self.closed = True
+            self.queue.put_nowait(None)

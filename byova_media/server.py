@@ -1,0 +1,206 @@
+"""``Server``: owns one gRPC server (and its HTTP port) from start through drain to stop.
+
+No module-level state: two servers can run in one process, which the tests rely on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from types import TracebackType
+
+import grpc
+from aiohttp import web
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from byova_media._proto import voicevirtualagent_pb2 as pb
+from byova_media._proto import voicevirtualagent_pb2_grpc as pb_grpc
+from byova_media.app import App
+from byova_media.config import Config, ConfigError
+from byova_media.conversation import ConversationRegistry
+from byova_media.http import build_http_app
+from byova_media.plugins import PluginError, PluginHost
+from byova_media.servicer import VoiceVirtualAgentServicer
+
+__all__ = ["SERVICE_NAME", "Server"]
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["VoiceVirtualAgent"].full_name
+_SWEEP_INTERVAL_S = 5.0
+
+
+class Server:
+    """A byova-media server; use ``async with Server(config) as server`` or :meth:`run`."""
+
+    def __init__(self, config: Config, plugins: PluginHost | None = None) -> None:
+        self.config = config
+        self.plugins = plugins or PluginHost.create(config.plugins, config.disable_plugins)
+        self.app = App(config=config, plugins=self.plugins)
+        self.port = 0
+        self.http_port: int | None = None
+        self._grpc: grpc.aio.Server | None = None
+        self._http: web.AppRunner | None = None
+        self._health = health.aio.HealthServicer()
+        self._servicer: VoiceVirtualAgentServicer | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._ready = False
+        self._stopped = asyncio.Event()
+
+    @property
+    def servicer(self) -> VoiceVirtualAgentServicer:
+        assert self._servicer is not None, "server not started"
+        return self._servicer
+
+    async def __aenter__(self) -> Server:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Build everything from the plugins, bind the ports, start plugin work."""
+        app, config = self.app, self.config
+        self.plugins.configure(app)
+        agents = self.plugins.agents(app)
+        vads = self.plugins.vads(app)
+        if config.vad not in vads:
+            raise ConfigError(f"vad {config.vad!r} is not registered (known: {', '.join(sorted(vads))})")
+        default = config.default_virtual_agent or next(
+            (a.virtual_agent_id for a in agents.values() if a.is_default),
+            next(iter(agents), None),
+        )
+        if config.default_virtual_agent and config.default_virtual_agent not in agents:
+            raise ConfigError(f"default_virtual_agent {config.default_virtual_agent!r} is not registered")
+        registry = ConversationRegistry(app, agents, default)
+        self._servicer = VoiceVirtualAgentServicer(app, registry, vads[config.vad])
+        options = [
+            ("grpc.max_receive_message_length", config.max_message_bytes),
+            ("grpc.max_send_message_length", config.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ]
+        server = grpc.aio.server(interceptors=self.plugins.interceptors(app), options=options)
+        pb_grpc.add_VoiceVirtualAgentServicer_to_server(self._servicer, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        address = f"{config.host}:{config.port}"
+        if config.tls_cert_file and config.tls_key_file:
+            credentials = grpc.ssl_server_credentials(
+                [(config.tls_key_file.read_bytes(), config.tls_cert_file.read_bytes())],
+                root_certificates=(
+                    config.tls_client_ca_file.read_bytes() if config.tls_client_ca_file else None
+                ),
+                require_client_auth=config.tls_client_ca_file is not None,
+            )
+            self.port = server.add_secure_port(address, credentials)
+        else:
+            self.port = server.add_insecure_port(address)
+        if not self.port:
+            raise OSError(f"cannot bind gRPC port {address}")
+        self._grpc = server
+        await server.start()
+        if config.http_port is not None:
+            runner = web.AppRunner(build_http_app(app, lambda: self._ready), access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, config.http_host or config.host, config.http_port)
+            await site.start()
+            self._http = runner
+            sockets = site._server.sockets if site._server else ()  # bound port for port 0
+            self.http_port = sockets[0].getsockname()[1] if sockets else config.http_port
+        await self.plugins.start(app)
+        self._sweeper = asyncio.create_task(self._sweep())
+        for name in ("", SERVICE_NAME):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._ready = True
+        log.info(
+            "byova-media serving VoiceVirtualAgent on %s:%d%s (agents: %s)",
+            config.host, self.port,
+            f", HTTP on port {self.http_port}" if self.http_port is not None else "",
+            ", ".join(agents) or "none",
+        )
+
+    async def _sweep(self) -> None:
+        """Expire idle conversations (Webex never said SESSION_END, or the call moved)."""
+        interval = min(_SWEEP_INTERVAL_S, self.config.conversation_ttl_s / 4)
+        while True:
+            await asyncio.sleep(interval)
+            for conv in self.servicer.registry.expired():
+                log.info("conversation %s expired after %.0f s idle", conv.call.conversation_id,
+                         self.config.conversation_ttl_s)
+                await self.servicer.end(conv, "expired")
+
+    async def drain(self, timeout_s: float | None = None) -> None:
+        """Stop taking new conversations; wait for open RPCs up to the drain timeout."""
+        if self.app.draining:
+            return
+        self.app.draining = True
+        for name in ("", SERVICE_NAME):
+            await self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        timeout = self.config.drain_timeout_s if timeout_s is None else timeout_s
+        started = time.monotonic()
+        log.info("draining: %d RPCs open, waiting up to %.0f s", self.servicer.active_rpcs, timeout)
+        try:
+            await asyncio.wait_for(self.servicer.wait_idle(), timeout)
+        except TimeoutError:
+            log.warning("drain timeout: %d RPCs still open", self.servicer.active_rpcs)
+        else:
+            log.info("drained in %.1f s", time.monotonic() - started)
+
+    async def stop(self, grace_s: float = 0.0) -> None:
+        """Stop everything now (after :meth:`drain` for a graceful stop)."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.app.draining = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self._grpc is not None:
+            await self._grpc.stop(grace_s)
+        if self._servicer is not None:
+            for conv in self._servicer.registry.all():
+                await self._servicer.end(conv, "server_stop")
+        if self._http is not None:
+            await self._http.cleanup()
+        await self.plugins.stop(self.app)
+
+    async def run(self) -> None:
+        """Serve until SIGTERM/SIGINT, then drain and stop; a second signal forces the stop."""
+        loop = asyncio.get_running_loop()
+        stop_requested = asyncio.Event()
+        forced = asyncio.Event()
+
+        def on_signal() -> None:
+            if stop_requested.is_set():
+                log.warning("second signal: stopping now")
+                forced.set()
+            stop_requested.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal)
+        try:
+            await self.start()
+            await stop_requested.wait()
+            drain = asyncio.create_task(self.drain())
+            force = asyncio.create_task(forced.wait())
+            await asyncio.wait({drain, force}, return_when=asyncio.FIRST_COMPLETED)
+            drain.cancel()
+            force.cancel()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            await self.stop()
+
+
+def describe_start_error(exc: Exception) -> str | None:
+    """A one-line message for errors a user can fix, ``None`` for bugs."""
+    if isinstance(exc, ConfigError | PluginError | OSError):
+        return str(exc)
+    return None

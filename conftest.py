@@ -1,0 +1,1 @@
+"""Root pytest configuration: markers and options live in pyproject.toml; shared fixtures in tests/."""
