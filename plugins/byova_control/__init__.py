@@ -62,7 +62,8 @@ def byova_configure(app: App) -> None:
 def byova_grpc_interceptors(app: App) -> Sequence[grpc.aio.ServerInterceptor] | None:
     """JWS verification for both RPCs, when ``datasource_url`` is configured."""
     plane = _plane(app)
-    if plane is None or not plane.settings.datasource_url:
+    url = plane.settings.datasource_url if plane is not None else None
+    if plane is None or not url:
         return None
     from byova_control.interceptor import JwsInterceptor
     from byova_control.jws import DEFAULT_ISSUERS, JwsVerifier
@@ -70,7 +71,7 @@ def byova_grpc_interceptors(app: App) -> Sequence[grpc.aio.ServerInterceptor] | 
     settings = plane.settings
     verifier = JwsVerifier(
         issuers=settings.jws_issuers or DEFAULT_ISSUERS,
-        datasource_url=settings.datasource_url,
+        datasource_url=url,
         http=plane.http,
         org_allowed=plane.org_allowed if settings.jws_org_allowlist else None,
     )

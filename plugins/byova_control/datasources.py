@@ -18,6 +18,8 @@ from datetime import datetime
 from typing import Any
 
 import jwt
+
+from byova_control.jws import BYOVA_SCHEMA_ID
 from byova_control.rest import WebexClient
 from byova_control.service_app import ServiceAppTokens, decode_org_id
 from byova_control.store import TokenStore
@@ -34,8 +36,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The Voice Virtual Agent (BYOVA) schema.
-BYOVA_SCHEMA_ID = "5397013b-7920-4ffc-807c-e8a3e0a18f43"
 _PATH = "dataSources"
 
 
