@@ -14,7 +14,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["MAX_PHASES", "Resampler", "resample"]
+__all__ = ["MAX_FILTER_TAPS", "MAX_PHASES", "Resampler", "resample"]
 
 MAX_PHASES = 1024
 """Largest interpolation factor L (out/in rate ratio reduced to L/M) accepted.
@@ -23,9 +23,17 @@ It bounds the filter's size (L x taps-per-phase coefficients): 44.1 kHz → 8 kH
 22.05 kHz → 8 kHz is 160/441, while a rate like 44,101 Hz would need 8,000 phases.
 """
 
+MAX_FILTER_TAPS = 1 << 20
+"""Largest prototype filter accepted (8 MiB of coefficients): very high input rates with an
+awkward ratio would otherwise need filters of tens of megabytes."""
+
 _STOPBAND_DB = 70.0
 _PASSBAND_FRACTION = 0.85
 _PATTERN_CACHE_SIZE = 64
+# Decimating by convolving at the input rate wastes (down - 1) of every down outputs: fine
+# for 2 or 3 (16 or 24 kHz → 8 kHz), worse than gathering windows beyond that.
+_CONVOLVE_MAX_DOWN = 3
+_GATHER_ELEMENTS = 1 << 18  # window elements gathered per block (2 MiB of float64)
 
 FloatArray = npt.NDArray[np.float64]
 Int16Array = npt.NDArray[np.int16]
@@ -85,6 +93,11 @@ class Resampler:
         filt, self._delay = (
             (np.ones(1), 0) if self._identity else _design(self._up, self._down, in_rate)
         )
+        if filt.size > MAX_FILTER_TAPS:
+            raise ValueError(
+                f"cannot resample {in_rate} Hz → {out_rate} Hz: the filter would need "
+                f"{filt.size} taps (limit {MAX_FILTER_TAPS}); use a standard rate"
+            )
         self._taps = filt.size // self._up  # taps per phase
         # phases[p, k] = filt[p + k*up]; reversed so a window of oldest→newest input matches.
         self._phases: FloatArray = filt.reshape(-1, self._up).T[:, ::-1].copy()
@@ -143,13 +156,21 @@ class Resampler:
             out = np.empty((n_end - n0) // up * up, dtype=np.float64)
             for q in range(up):
                 out[q::up] = np.convolve(buf, self._phases[q, ::-1], "valid")
-        elif up == 1:
+        elif up == 1 and down <= _CONVOLVE_MAX_DOWN:
             # Decimation: filter at the input rate, keep every down-th output.
             first = n0 * down - (taps - 1) - start
             out = np.convolve(buf, self._phases[0, ::-1], "valid")[first::down]
         else:
-            index, coefs = self._pattern(n0 * down % up, n_end - n0)
-            out = np.einsum("ij,ij->i", buf[index], coefs)
+            # General ratio: gather each output's input window; in blocks to bound memory.
+            block = max(1, _GATHER_ELEMENTS // taps)
+            parts = []
+            for first_out in range(n0, n_end, block):
+                count = min(block, n_end - first_out)
+                offset = first_out * down // up - n0 * down // up
+                index, coefs = self._pattern(first_out * down % up, count)
+                window = buf[offset : offset + index[-1, -1] + 1]
+                parts.append(np.einsum("ij,ij->i", window[index], coefs))
+            out = np.concatenate(parts)
         self._next_out = n0 + out.size
         keep_from = self._next_out * down // up - (taps - 1)
         self._buf = buf[keep_from - start :]
