@@ -1,0 +1,160 @@
+"""The command line as users run it: `byova-media serve --plugin echo` in a real process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+
+from byova_media.audio.wav import pcm_wav, read_wav
+from byova_media.testing.simulator import RpcResult, WebexSimulator
+
+READY = re.compile(r"serving VoiceVirtualAgent on [\d.]+:(\d+)")
+
+
+class ServeProcess:
+    def __init__(self, proc: asyncio.subprocess.Process, port: int, lines: list[str]) -> None:
+        self.proc, self.port, self.lines = proc, port, lines
+
+
+async def start_serve(*args: str, env: dict[str, str] | None = None) -> ServeProcess:
+    """Run ``byova-media serve ... --port 0`` and wait for the ready line."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "byova_media.cli", "serve", "--host", "127.0.0.1", "--port", "0", *args,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+    )
+    lines: list[str] = []
+    assert proc.stdout is not None
+    while True:
+        raw = await asyncio.wait_for(proc.stdout.readline(), 30)
+        if not raw:
+            raise AssertionError("server exited before ready:\n" + "".join(lines))
+        lines.append(raw.decode())
+        if match := READY.search(lines[-1]):
+            break
+
+    async def pump() -> None:
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
+            lines.append(raw.decode())
+
+    asyncio.get_running_loop().create_task(pump())
+    return ServeProcess(proc, int(match.group(1)), lines)
+
+
+@pytest.fixture
+async def echo_process() -> AsyncIterator[ServeProcess]:
+    served = await start_serve("--plugin", "echo")
+    yield served
+    if served.proc.returncode is None:
+        served.proc.kill()
+        await served.proc.wait()
+
+
+def _one_final(result: RpcResult) -> None:
+    assert result.code == grpc.StatusCode.OK, result.details
+    assert len(result.finals) == 1 and result.responses[-1] is result.final
+
+
+async def test_echo_call_welcome_two_turns_dtmf_and_transfer(
+    echo_process: ServeProcess, speech: Any
+) -> None:
+    async with WebexSimulator(f"127.0.0.1:{echo_process.port}", realtime=True,
+                              token="test-token") as sim:
+        call = sim.call("echo")
+        welcome = await call.start()
+        _one_final(welcome)
+        assert welcome.audio and welcome.prompt_texts[0].startswith("Welcome")
+        for seconds in (1.0, 1.6):
+            said = speech(int(seconds * 1000), seed=int(seconds * 10))
+            turn = await call.say(said)
+            _one_final(turn)
+            assert turn.events[:2] == ["START_OF_INPUT", "END_OF_INPUT"]
+            # The echo is the caller's utterance: its length matches what was said.
+            echoed_ms = len(turn.audio) / 8
+            assert seconds * 1000 - 100 <= echoed_ms <= seconds * 1000 + 500
+            assert turn.time_of("END_OF_INPUT") < next(t for t, w in turn.timeline if "audio" in w)
+        tones = await call.dtmf("123")
+        _one_final(tones)
+        assert tones.prompt_texts == ["You pressed 1 2 3"]
+        assert len(tones.audio) > 3 * 8 * 100
+        transfer = await call.dtmf("0")
+        _one_final(transfer)
+        assert transfer.events == ["TRANSFER_TO_AGENT"]
+        assert transfer.event_metadata == {"reason": "caller_request"}
+        assert not transfer.final.HasField("input_handling_config")
+        assert all(r.kind != "start_of_dtmf" or len(r.responses) == 1 for r in call.history)
+    log = "".join(echo_process.lines)
+    assert "test-token" not in log
+
+
+async def test_sigterm_drains_and_exits_zero(echo_process: ServeProcess) -> None:
+    echo_process.proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(echo_process.proc.wait(), 30) == 0
+    assert any("draining" in line for line in echo_process.lines)
+
+
+async def test_second_signal_forces_exit_while_an_rpc_is_open(speech: Any) -> None:
+    served = await start_serve("--plugin", "echo", env={"BYOVA_MEDIA_DRAIN_TIMEOUT_S": "60"})
+    async with WebexSimulator(f"127.0.0.1:{served.port}", realtime=True) as sim:
+        call = sim.call("echo")
+        # Silence keeps an audio RPC open (no END_OF_INPUT ever comes).
+        talking = asyncio.create_task(call.say(np.zeros(8 * 20_000, dtype=np.int16), trail_silence_ms=0))
+        await asyncio.sleep(0.5)
+        served.proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.5)
+        assert served.proc.returncode is None  # draining: waiting for the open RPC
+        served.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(served.proc.wait(), 15) == 0
+        talking.cancel()
+        await asyncio.gather(talking, return_exceptions=True)
+    assert any("second signal" in line for line in served.lines)
+
+
+async def test_call_command_prints_a_timeline_and_saves_prompts(
+    echo_process: ServeProcess, tmp_path: Path, speech: Any
+) -> None:
+    wav = tmp_path / "in.wav"
+    wav.write_bytes(pcm_wav(speech(900, sample_rate=16000), 16000))
+    out_dir = tmp_path / "prompts"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "byova_media.cli", "call", f"127.0.0.1:{echo_process.port}",
+        "--wav", str(wav), "--dtmf", "12", "--save-prompts", str(out_dir), "--fast",
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    text = out.decode()
+    assert "START_OF_INPUT" in text and "END_OF_INPUT" in text and "completed OK" in text
+    saved = sorted(out_dir.glob("*.wav"))
+    assert len(saved) == 3  # welcome, echo, DTMF tones
+    assert read_wav(saved[1].read_bytes()).sample_rate == 8000
+
+
+def test_unknown_setting_is_a_clear_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "byova_media.cli", "serve", "--plugin", "echo"],
+        env={**os.environ, "BYOVA_MEDIA_NOPE": "1"}, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2
+    assert "unknown setting BYOVA_MEDIA_NOPE" in done.stderr
+
+
+def test_unknown_plugin_is_a_clear_error() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "byova_media.cli", "serve", "--plugin", "no_such_plugin_xyz"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2
+    assert "no_such_plugin_xyz" in done.stderr and "byova-media plugins" in done.stderr
