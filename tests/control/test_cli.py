@@ -1,0 +1,119 @@
+"""``byova-media control ...`` against the fake Webex: readable output, --json, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from byova_control.cli import add_control_command, load_settings
+from byova_control.runtime import ControlPlane
+from byova_control.store import open_store
+from byova_control.tokens import OAuthTokens
+from control_helpers import ORG
+from fake_webex import FakeWebex
+
+URL = "https://media.example.com"
+
+
+@pytest.fixture
+async def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeWebex]:
+    async with FakeWebex() as server:
+        server.authorized_orgs.add(ORG)
+        store_url = f"sqlite:///{tmp_path / 'cli.db'}"
+        for var, value in {
+            "WEBEX_INTEGRATION_CLIENT_ID": server.integration_client[0],
+            "WEBEX_INTEGRATION_CLIENT_SECRET": server.integration_client[1],
+            "WEBEX_SA_CLIENT_ID": server.sa_client[0],
+            "WEBEX_SA_CLIENT_SECRET": server.sa_client[1],
+            "BYOVA_MEDIA_CONTROL_API_URL": server.base_url,
+            "BYOVA_MEDIA_CONTROL_STORE": store_url,
+            "BYOVA_MEDIA_CONTROL_DATASOURCE_URL": URL,
+        }.items():
+            monkeypatch.setenv(var, value)
+        store = open_store(store_url)
+        await store.put_integration_tokens(OAuthTokens.from_response(server.issue("integration")))
+        await store.close()
+        yield server
+
+
+async def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    parser = argparse.ArgumentParser(prog="byova-media")
+    add_control_command(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["control", *argv])
+    code = await asyncio.to_thread(args.func, args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def as_json(out: str) -> Any:
+    return json.loads(out)
+
+
+async def test_orgs_token_and_datasources(fake: FakeWebex, capsys: Any) -> None:
+    code, out, _ = await run(capsys, "orgs")
+    assert (code, out) == (0, "(none)\n")
+    # Mint the org's tokens the way the webhook would, through the token command's source.
+    code, _, err = await run(capsys, "token", ORG)
+    assert code == 1
+    assert "has not authorized" in err
+
+    plane = ControlPlane(load_settings(None, os.environ))
+    await plane.need_tokens().fetch(ORG)
+    await plane.close()
+
+    code, out, _ = await run(capsys, "token", ORG)
+    assert code == 0
+    assert fake.tokens[out.strip()] == {"kind": "org", "org": ORG}
+    code, out, _ = await run(capsys, "datasources", "ensure", "--org", ORG, "--json")
+    created = as_json(out)
+    assert code == 0
+    assert created["url"] == URL
+    code, out, _ = await run(capsys, "datasources", "renew", "--org", ORG)
+    assert code == 0
+    assert f"id={created['id']}" in out
+    code, out, _ = await run(capsys, "orgs", "--json")
+    assert as_json(out)[0]["datasource"] == created["id"]
+    code, out, _ = await run(capsys, "datasources", "schemas", "--org", ORG, "--json")
+    assert len(as_json(out)) == 3
+    code, out, _ = await run(capsys, "datasources", "delete", "--org", ORG, created["id"])
+    assert code == 0
+    code, out, _ = await run(capsys, "datasources", "list", "--org", ORG, "--json")
+    assert as_json(out) == []
+
+
+async def test_webhooks_commands(fake: FakeWebex, capsys: Any) -> None:
+    target = "https://media.example.com/webhooks/webex"
+    code, out, _ = await run(capsys, "webhooks", "ensure", "--target-url", target, "--json")
+    assert code == 0
+    rows = as_json(out)
+    assert [r["action"] for r in rows] == ["created", "created"]
+    assert all("secret" not in r for r in rows)
+    code, out, _ = await run(capsys, "webhooks", "ensure", "--target-url", target, "--json")
+    assert [r["action"] for r in as_json(out)] == ["unchanged", "unchanged"]
+    code, out, _ = await run(capsys, "webhooks", "list")
+    assert out.count("resource=serviceApp") == 2
+    code, out, _ = await run(capsys, "webhooks", "delete", rows[0]["id"])
+    assert code == 0
+    code, _, err = await run(capsys, "webhooks", "delete", "nope")
+    assert code == 1
+    assert "HTTP 404" in err
+
+
+async def test_settings_errors_exit_2(
+    fake: FakeWebex, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BYOVA_MEDIA_CONTROL_NOT_A_SETTING", "1")
+    code, _, err = await run(capsys, "orgs")
+    assert code == 2
+    assert "unknown setting" in err
+    monkeypatch.delenv("BYOVA_MEDIA_CONTROL_NOT_A_SETTING")
+    monkeypatch.delenv("WEBEX_SA_CLIENT_SECRET")
+    code, _, err = await run(capsys, "token", ORG)
+    assert code == 2
+    assert "WEBEX_SA_CLIENT_SECRET" in err
