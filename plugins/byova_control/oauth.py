@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
+from pydantic import SecretStr
+
 from byova_control.rest import WebexClient
 from byova_control.singleflight import SingleFlight
 from byova_control.store import TokenStore
 from byova_control.tokens import OAuthTokens
-from pydantic import SecretStr
 
 __all__ = [
     "AuthorizationRequest",

@@ -14,12 +14,13 @@ import re
 import time
 from collections.abc import Callable
 
+from pydantic import SecretStr
+
 from byova_control.oauth import IntegrationSession
 from byova_control.rest import WebexClient
 from byova_control.singleflight import SingleFlight
 from byova_control.store import TokenStore
 from byova_control.tokens import OAuthTokens
-from pydantic import SecretStr
 
 __all__ = [
     "OrgNotAuthorizedError",

@@ -12,9 +12,10 @@ import json
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from byova_control.tokens import OAuthTokens
 from cryptography.fernet import Fernet, InvalidToken
 from pydantic import SecretStr
+
+from byova_control.tokens import OAuthTokens
 
 __all__ = ["StoreBackend", "StoreError", "TokenStore", "open_store", "redact_url"]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import redis.asyncio as aioredis
+
 from byova_control.store import redact_url
 
 __all__ = ["RedisBackend"]

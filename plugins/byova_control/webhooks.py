@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from aiohttp import web
+from pydantic import SecretStr
+
 from byova_control.oauth import IntegrationSession
 from byova_control.rest import WebexClient
 from byova_control.service_app import decode_org_id
 from byova_control.store import TokenStore
-from pydantic import SecretStr
 
 __all__ = [
     "EVENTS",
