@@ -75,6 +75,7 @@ class JitterBuffer:
         self._pending_ms = 0.0
         # Timeline ranges that were concealed or skipped: a frame arriving for one is late.
         self._holes: deque[tuple[float, float]] = deque(maxlen=_HOLES_REMEMBERED)
+        self._late: deque[float] = deque(maxlen=_HOLES_REMEMBERED)  # timestamps dropped late
         self._last: Frame | None = None
         self._concealing = False
         self._stable = 0
@@ -134,10 +135,12 @@ class JitterBuffer:
         next_ts = self._next_ts
         half = duration / 2.0
         if ts < next_ts - half:
-            if any(start - half <= ts < end - half for start, end in self._holes):
+            in_hole = any(start - half <= ts < end - half for start, end in self._holes)
+            if in_hole and all(abs(ts - late) >= half for late in self._late):
+                self._late.append(ts)
                 self._late_dropped += 1
                 self._grow(self._depth_ms + next_ts - ts)
-            else:
+            else:  # a copy of a frame already played, or already dropped as late
                 self._duplicate += 1
             return []
         out: list[Frame] = []
