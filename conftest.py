@@ -1,1 +1,1 @@
-"""Root pytest configuration: markers and options live in pyproject.toml; shared fixtures in tests/."""
+"""Root pytest configuration; markers and options are in pyproject.toml, fixtures in tests/."""

@@ -9,7 +9,6 @@ agents never see protobuf.
 from __future__ import annotations
 
 import enum
-import logging
 from collections.abc import AsyncIterable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal

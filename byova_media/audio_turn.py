@@ -46,7 +46,9 @@ class TurnSignal:
 class AudioTurn:
     """State of one audio RPC; :meth:`read` consumes the requests, :attr:`signals` reports."""
 
-    def __init__(self, conv: Conversation, vad_factory: Callable[[], VoiceActivityDetector]) -> None:
+    def __init__(
+        self, conv: Conversation, vad_factory: Callable[[], VoiceActivityDetector]
+    ) -> None:
         config = conv.app.config
         self.conv = conv
         self.config = config
@@ -101,14 +103,17 @@ class AudioTurn:
             self._warned.add(key)
             log.warning(message + " [conversation=%s]", *args, self.conv.call.conversation_id)
 
-    async def read(self, first: pb.VoiceVARequest, requests: AsyncIterator[pb.VoiceVARequest]) -> None:
+    async def read(
+        self, first: pb.VoiceVARequest, requests: AsyncIterator[pb.VoiceVARequest]
+    ) -> None:
         """Consume the RPC's requests until the client half-closes; then signal ``eos``."""
         try:
             await self._take(first)
             async for request in requests:
                 if request.WhichOneof("voice_va_input_type") != "audio_input":
                     self._warn_once(
-                        "kind", "ignoring a non-audio message on an audio RPC (%s)",
+                        "kind",
+                        "ignoring a non-audio message on an audio RPC (%s)",
                         request.WhichOneof("voice_va_input_type"),
                     )
                     continue
@@ -125,8 +130,12 @@ class AudioTurn:
         if audio.encoding:
             encoding = encoding_from_wire(audio.encoding)
             if encoding is None:
-                self._warn_once("enc", "unknown audio encoding %d; keeping %s",
-                                audio.encoding, conv.encoding.value)
+                self._warn_once(
+                    "enc",
+                    "unknown audio encoding %d; keeping %s",
+                    audio.encoding,
+                    conv.encoding.value,
+                )
             else:
                 conv.encoding = encoding
         if audio.sample_rate_hertz > 0:
@@ -142,7 +151,9 @@ class AudioTurn:
         if self.ended:
             return  # after END_OF_INPUT Webex stops; stragglers are dropped
         if conv.encoding is Encoding.L16 and len(data) % 2:
-            self._warn_once("odd", "L16 payload of odd length %d; dropping its last byte", len(data))
+            self._warn_once(
+                "odd", "L16 payload of odd length %d; dropping its last byte", len(data)
+            )
         pcm = decode(data, conv.encoding)
         if conv.sample_rate != 8000:
             pcm = self._resample(pcm, conv.sample_rate)
@@ -186,8 +197,10 @@ class AudioTurn:
             except Exception:
                 self._on_audio_ok = False
                 self.metrics.plugin_errors.labels(plugin=self.conv.spec.virtual_agent_id).inc()
-                log.exception("agent.on_audio failed; no more frames go to it on this RPC "
-                              "[conversation=%s]", self.conv.call.conversation_id)
+                log.exception(
+                    "agent.on_audio failed; no more frames go to it on this RPC [conversation=%s]",
+                    self.conv.call.conversation_id,
+                )
         if self._start_index is None:
             self._before.append(frame)
         else:
@@ -207,8 +220,11 @@ class AudioTurn:
         elif event is not None and event.kind == "end" and self._start_index is not None:
             self._end(now, trailing=self._index - event.frame_index)
         elif self._start_index is not None and len(self._utterance) >= self._max_frames:
-            self._warn_once("max", "utterance reached max_utterance_ms=%d; ending it",
-                            self.config.max_utterance_ms)
+            self._warn_once(
+                "max",
+                "utterance reached max_utterance_ms=%d; ending it",
+                self.config.max_utterance_ms,
+            )
             self._end(now, trailing=0)
 
     def _end(self, now: float, trailing: int) -> None:

@@ -21,10 +21,20 @@ __all__ = ["main"]
 
 def _serve_parser(sub: Any) -> None:
     p = sub.add_parser("serve", help="run the BYOVA gRPC server")
-    p.add_argument("--plugin", action="append", default=[], metavar="NAME",
-                   help="plugin to load: entry-point name, module or module:attr (repeatable)")
-    p.add_argument("--disable-plugin", action="append", default=[], metavar="NAME",
-                   help="plugin not to load (repeatable)")
+    p.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="plugin to load: entry-point name, module or module:attr (repeatable)",
+    )
+    p.add_argument(
+        "--disable-plugin",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="plugin not to load (repeatable)",
+    )
     p.add_argument("--config", type=Path, help="TOML config file")
     p.add_argument("--host")
     p.add_argument("--port", type=int, help="gRPC port (0 picks a free one)")
@@ -71,21 +81,26 @@ def _serve(args: argparse.Namespace) -> int:
     config = _load_config(args)
     setup_logging(config.log_level, config.log_format)
     plugins = PluginHost.create(config.plugins, config.disable_plugins)
+    server = Server(config, plugins)
     try:
         import uvloop
-
-        runner = uvloop.run
-    except ImportError:  # uvloop is optional on platforms without it
-        runner = asyncio.run
-    runner(Server(config, plugins).run())
+    except ImportError:  # not available on every platform; asyncio's loop works too
+        asyncio.run(server.run())
+    else:
+        uvloop.run(server.run())
     return 0
 
 
 def _plugins(args: argparse.Namespace) -> int:
     host = PluginHost.create(args.plugin, discover=True)
-    rows = [
-        {"name": i.name, "source": i.source, "version": i.version, "requires": i.requires,
-         "hooks": list(i.hooks)}
+    rows: list[dict[str, Any]] = [
+        {
+            "name": i.name,
+            "source": i.source,
+            "version": i.version,
+            "requires": i.requires,
+            "hooks": list(i.hooks),
+        }
         for i in host.infos
     ]
     if args.json:

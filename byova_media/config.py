@@ -132,9 +132,7 @@ def _from_env(
     env: Mapping[str, str], plugin_names: Iterable[str], plugin_tables: dict[str, dict[str, Any]]
 ) -> dict[str, Any]:
     fields = set(Config.model_fields) - {"plugin"}
-    plugin_prefixes = sorted(
-        ((f"{n.upper()}_", n) for n in plugin_names), key=lambda p: -len(p[0])
-    )
+    plugin_prefixes = sorted(((f"{n.upper()}_", n) for n in plugin_names), key=lambda p: -len(p[0]))
     out: dict[str, Any] = {}
     for key, raw in env.items():
         if not key.startswith(ENV_PREFIX):

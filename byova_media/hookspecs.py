@@ -34,7 +34,7 @@ hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
 
 @hookspec
-def byova_add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:  # type: ignore[type-arg]
+def byova_add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add sub-commands to ``byova-media``.
 
     Called once while the command line is built, before arguments are parsed. Add a

@@ -19,7 +19,9 @@ def build_http_app(app: App, ready: Callable[[], bool]) -> web.Application:
 
     async def ready_view(_request: web.Request) -> web.Response:
         if app.draining or not ready():
-            return web.json_response({"status": "draining" if app.draining else "starting"}, status=503)
+            return web.json_response(
+                {"status": "draining" if app.draining else "starting"}, status=503
+            )
         return web.json_response({"status": "ready"})
 
     async def metrics(_request: web.Request) -> web.Response:

@@ -19,7 +19,9 @@ class Metrics:
             "byova_active_conversations", "Conversations held in memory", registry=r
         )
         self.active_rpcs = Gauge("byova_active_rpcs", "ProcessCallerInput RPCs open", registry=r)
-        self.rpcs = Counter("byova_rpcs", "RPCs finished, by kind and status", ["kind", "status"], registry=r)
+        self.rpcs = Counter(
+            "byova_rpcs", "RPCs finished, by kind and status", ["kind", "status"], registry=r
+        )
         self.frames_in = Counter("byova_frames_in", "Caller audio frames received", registry=r)
         self.frames_out = Counter("byova_audio_chunks_out", "Audio CHUNK payloads sent", registry=r)
         self.frames_late = Counter("byova_frames_late", "Caller frames dropped as late", registry=r)

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
 
@@ -139,7 +139,7 @@ class PluginHost:
 
     # --- typed facade over the hooks ----------------------------------------------
 
-    def add_commands(self, subparsers: argparse._SubParsersAction[Any]) -> None:  # type: ignore[type-arg]
+    def add_commands(self, subparsers: argparse._SubParsersAction[Any]) -> None:
         self.pm.hook.byova_add_commands(subparsers=subparsers)
 
     def configure(self, app: App) -> None:
@@ -183,7 +183,7 @@ class PluginHost:
     async def stop(self, app: App) -> None:
         for impl in self.pm.hook.byova_server_stop.get_hookimpls():
             try:
-                await _maybe_await(impl.function(app=app))
+                await _maybe_await(cast("Awaitable[None] | None", impl.function(app=app)))
             except Exception:
                 log.exception("plugin %s failed while stopping", impl.plugin_name)
 

@@ -77,7 +77,11 @@ class ReplyError(Exception):
 
 
 async def _stream(
-    prompts: list[Prompt], bargeable: list[bool], out: RpcOutput, tracker: PlayoutTracker, conv: Conversation
+    prompts: list[Prompt],
+    bargeable: list[bool],
+    out: RpcOutput,
+    tracker: PlayoutTracker,
+    conv: Conversation,
 ) -> None:
     config = conv.app.config
     lead_s = config.chunk_lead_ms / 1000.0 if config.chunk_lead_ms else None
@@ -113,8 +117,9 @@ async def _stream(
 def _final(reply: Reply, conv: Conversation, prompts: list[pb.Prompt]) -> pb.VoiceVAResponse:
     config = conv.app.config
     call = conv.call
-    response = pb.VoiceVAResponse(prompts=prompts, response_type=FINAL,
-                                  input_sensitive=reply.input_sensitive)
+    response = pb.VoiceVAResponse(
+        prompts=prompts, response_type=FINAL, input_sensitive=reply.input_sensitive
+    )
     if reply.event is not None:
         response.output_events.append(output_event(reply.event))
     if reply.is_terminal:
@@ -157,7 +162,9 @@ async def send_reply(conv: Conversation, out: RpcOutput, reply: Reply | None) ->
                     continue
                 ulaw = await _collect_ulaw(prompt, conv.app.config)
                 wav_prompts.append(
-                    pb.Prompt(audio_content=ulaw_wav(ulaw), text=prompt.text, is_barge_in_enabled=barge)
+                    pb.Prompt(
+                        audio_content=ulaw_wav(ulaw), text=prompt.text, is_barge_in_enabled=barge
+                    )
                 )
                 tracker.sent(len(ulaw))
         except Exception as exc:
@@ -189,4 +196,3 @@ async def send_reply(conv: Conversation, out: RpcOutput, reply: Reply | None) ->
             return True
     out.send(_final(reply, conv, text_only))
     return False
-

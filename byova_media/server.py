@@ -71,13 +71,17 @@ class Server:
         agents = self.plugins.agents(app)
         vads = self.plugins.vads(app)
         if config.vad not in vads:
-            raise ConfigError(f"vad {config.vad!r} is not registered (known: {', '.join(sorted(vads))})")
+            raise ConfigError(
+                f"vad {config.vad!r} is not registered (known: {', '.join(sorted(vads))})"
+            )
         default = config.default_virtual_agent or next(
             (a.virtual_agent_id for a in agents.values() if a.is_default),
             next(iter(agents), None),
         )
         if config.default_virtual_agent and config.default_virtual_agent not in agents:
-            raise ConfigError(f"default_virtual_agent {config.default_virtual_agent!r} is not registered")
+            raise ConfigError(
+                f"default_virtual_agent {config.default_virtual_agent!r} is not registered"
+            )
         registry = ConversationRegistry(app, agents, default)
         self._servicer = VoiceVirtualAgentServicer(app, registry, vads[config.vad])
         options = [
@@ -86,7 +90,7 @@ class Server:
             ("grpc.so_reuseport", 0),
         ]
         server = grpc.aio.server(interceptors=self.plugins.interceptors(app), options=options)
-        pb_grpc.add_VoiceVirtualAgentServicer_to_server(self._servicer, server)
+        pb_grpc.add_VoiceVirtualAgentServicer_to_server(self._servicer, server)  # type: ignore[no-untyped-call]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -113,8 +117,7 @@ class Server:
             site = web.TCPSite(runner, config.http_host or config.host, config.http_port)
             await site.start()
             self._http = runner
-            sockets = site._server.sockets if site._server else ()  # bound port for port 0
-            self.http_port = sockets[0].getsockname()[1] if sockets else config.http_port
+            self.http_port = int(runner.addresses[0][1])  # the bound port, also for port 0
         await self.plugins.start(app)
         self._sweeper = asyncio.create_task(self._sweep())
         for name in ("", SERVICE_NAME):
@@ -122,7 +125,8 @@ class Server:
         self._ready = True
         log.info(
             "byova-media serving VoiceVirtualAgent on %s:%d%s (agents: %s)",
-            config.host, self.port,
+            config.host,
+            self.port,
             f", HTTP on port {self.http_port}" if self.http_port is not None else "",
             ", ".join(agents) or "none",
         )
@@ -133,8 +137,11 @@ class Server:
         while True:
             await asyncio.sleep(interval)
             for conv in self.servicer.registry.expired():
-                log.info("conversation %s expired after %.0f s idle", conv.call.conversation_id,
-                         self.config.conversation_ttl_s)
+                log.info(
+                    "conversation %s expired after %.0f s idle",
+                    conv.call.conversation_id,
+                    self.config.conversation_ttl_s,
+                )
                 await self.servicer.end(conv, "expired")
 
     async def drain(self, timeout_s: float | None = None) -> None:

@@ -151,7 +151,9 @@ class VoiceVirtualAgentServicer(pb_grpc.VoiceVirtualAgentServicer):
         if which == "audio_input":
             await self._audio(conv, first, requests, out)
             return "audio"
-        raise RpcAbort("INVALID_ARGUMENT", "request carries no audio_input, dtmf_input or event_input")
+        raise RpcAbort(
+            "INVALID_ARGUMENT", "request carries no audio_input, dtmf_input or event_input"
+        )
 
     def _conversation(self, first: pb.VoiceVARequest, tracking: str, adopt: bool) -> Conversation:
         conv = self.registry.get(first.conversation_id)
@@ -297,8 +299,11 @@ class VoiceVirtualAgentServicer(pb_grpc.VoiceVirtualAgentServicer):
             raise
         except TimeoutError:
             reason = "agent_timeout"
-            log.error("agent %r did not answer within %.1f s",
-                      conv.spec.virtual_agent_id, self.app.config.agent_timeout_s)
+            log.error(
+                "agent %r did not answer within %.1f s",
+                conv.spec.virtual_agent_id,
+                self.app.config.agent_timeout_s,
+            )
         except Exception:
             reason = "agent_error"
             log.exception("agent %r failed", conv.spec.virtual_agent_id)
@@ -308,7 +313,9 @@ class VoiceVirtualAgentServicer(pb_grpc.VoiceVirtualAgentServicer):
     async def _reply(self, conv: Conversation, out: RpcOutput, reply: object) -> None:
         await send_reply(conv, out, reply if isinstance(reply, Reply) else None)
         if isinstance(reply, Reply) and reply.is_terminal:
-            await self.end(conv, "transfer" if reply.event.__class__.__name__ == "Transfer" else "agent_end")
+            await self.end(
+                conv, "transfer" if reply.event.__class__.__name__ == "Transfer" else "agent_end"
+            )
 
     async def _hang_up(self, conv_id: str, out: RpcOutput) -> None:
         """Webex SESSION_END: the last response (with the transcript), then release everything."""
@@ -332,7 +339,9 @@ class VoiceVirtualAgentServicer(pb_grpc.VoiceVirtualAgentServicer):
         conv.ended = True
         self.registry.remove(conv.call.conversation_id)
         try:
-            await asyncio.wait_for(conv.agent.on_end(conv.call, reason), self.app.config.agent_timeout_s)
+            await asyncio.wait_for(
+                conv.agent.on_end(conv.call, reason), self.app.config.agent_timeout_s
+            )
         except Exception:
             self.app.metrics.plugin_errors.labels(plugin=conv.spec.virtual_agent_id).inc()
             log.exception("agent.on_end failed [conversation=%s]", conv.call.conversation_id)

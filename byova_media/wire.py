@@ -47,9 +47,9 @@ _DIGITS = {
     common.DTMF_DIGIT_STAR: "*",
     common.DTMF_DIGIT_POUND: "#",
 }
-_KEY_TO_DIGIT = {v: k for k, v in _DIGITS.items()}
+_KEY_TO_DIGIT: dict[str, Any] = {v: k for k, v in _DIGITS.items()}
 
-_ENCODINGS = {
+_ENCODINGS: dict[int, Encoding] = {
     pb.VoiceInput.MULAW_FORMAT: Encoding.MULAW,
     pb.VoiceInput.ALAW_FORMAT: Encoding.ALAW,
     pb.VoiceInput.LINEAR16_FORMAT: Encoding.L16,
@@ -62,7 +62,7 @@ def digits_from_events(events: Any) -> tuple[str, int]:
     return "".join(keys), sum(1 for k in keys if not k)
 
 
-def digit_value(key: str) -> int:
+def digit_value(key: str) -> Any:
     """The DTMFDigits value for one key (simulator side)."""
     return _KEY_TO_DIGIT[key]
 
@@ -73,7 +73,7 @@ def encoding_from_wire(value: int) -> Encoding | None:
 
 
 def struct_to_dict(value: struct_pb2.Struct) -> dict[str, Any]:
-    return json_format.MessageToDict(value)
+    return dict(json_format.MessageToDict(value))
 
 
 def _struct(data: Mapping[str, Any]) -> struct_pb2.Struct:
@@ -85,7 +85,7 @@ def _struct(data: Mapping[str, Any]) -> struct_pb2.Struct:
 
 def output_event(event: OutputEvent) -> pb.OutputEvent:
     """The protobuf form of an agent's output event."""
-    kinds: dict[type, int] = {
+    kinds: dict[type, Any] = {
         Transfer: _OE.TRANSFER_TO_AGENT,
         EndSession: _OE.SESSION_END,
         CustomEvent: _OE.CUSTOM_EVENT,
@@ -94,17 +94,17 @@ def output_event(event: OutputEvent) -> pb.OutputEvent:
     return _OE(event_type=kinds[type(event)], name=event.name, metadata=_struct(event.metadata))
 
 
-def event_response(kind: int, name: str = "") -> pb.VoiceVAResponse:
+def event_response(kind: Any, name: str = "") -> pb.VoiceVAResponse:
     """A standalone response carrying only START_OF_INPUT or END_OF_INPUT (as Cisco's samples do).
 
     Typed CHUNK so that it never counts as the RPC's one FINAL.
     """
-    return pb.VoiceVAResponse(
-        output_events=[_OE(event_type=kind, name=name)], response_type=CHUNK
-    )
+    return pb.VoiceVAResponse(output_events=[_OE(event_type=kind, name=name)], response_type=CHUNK)
 
 
-def input_handling_config(config: Config, override: InputHandling | None) -> common.InputHandlingConfig:
+def input_handling_config(
+    config: Config, override: InputHandling | None
+) -> common.InputHandlingConfig:
     """The InputHandlingConfig for the next input: server defaults, overridden by the agent."""
     o = override or InputHandling()
 
@@ -129,5 +129,6 @@ def input_handling_config(config: Config, override: InputHandling | None) -> com
     )
 
 
-def input_mode(mode: InputMode | None) -> int:
+def input_mode(mode: InputMode | None) -> Any:
+    """The VoiceVAInputMode value; unspecified means voice and DTMF."""
     return int(mode) if mode is not None else common.INPUT_VOICE_DTMF

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 
-def speech_like(ms: int, *, sample_rate: int = 8000, seed: int = 1, level: float = 6000.0) -> np.ndarray:
+def speech_like(
+    ms: int, *, sample_rate: int = 8000, seed: int = 1, level: float = 6000.0
+) -> np.ndarray:
     """A voiced, syllable-modulated signal the energy VAD treats as speech (no files needed)."""
     rng = np.random.default_rng(seed)
     t = np.arange(sample_rate * ms // 1000) / sample_rate

@@ -30,8 +30,17 @@ class ServeProcess:
 async def start_serve(*args: str, env: dict[str, str] | None = None) -> ServeProcess:
     """Run ``byova-media serve ... --port 0`` and wait for the ready line."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "byova_media.cli", "serve", "--host", "127.0.0.1", "--port", "0", *args,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        sys.executable,
+        "-m",
+        "byova_media.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        *args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         env={**os.environ, **(env or {})},
     )
     lines: list[str] = []
@@ -70,8 +79,9 @@ def _one_final(result: RpcResult) -> None:
 async def test_echo_call_welcome_two_turns_dtmf_and_transfer(
     echo_process: ServeProcess, speech: Any
 ) -> None:
-    async with WebexSimulator(f"127.0.0.1:{echo_process.port}", realtime=True,
-                              token="test-token") as sim:
+    async with WebexSimulator(
+        f"127.0.0.1:{echo_process.port}", realtime=True, token="test-token"
+    ) as sim:
         call = sim.call("echo")
         welcome = await call.start()
         _one_final(welcome)
@@ -110,7 +120,9 @@ async def test_second_signal_forces_exit_while_an_rpc_is_open(speech: Any) -> No
     async with WebexSimulator(f"127.0.0.1:{served.port}", realtime=True) as sim:
         call = sim.call("echo")
         # Silence keeps an audio RPC open (no END_OF_INPUT ever comes).
-        talking = asyncio.create_task(call.say(np.zeros(8 * 20_000, dtype=np.int16), trail_silence_ms=0))
+        talking = asyncio.create_task(
+            call.say(np.zeros(8 * 20_000, dtype=np.int16), trail_silence_ms=0)
+        )
         await asyncio.sleep(0.5)
         served.proc.send_signal(signal.SIGTERM)
         await asyncio.sleep(0.5)
@@ -129,9 +141,20 @@ async def test_call_command_prints_a_timeline_and_saves_prompts(
     wav.write_bytes(pcm_wav(speech(900, sample_rate=16000), 16000))
     out_dir = tmp_path / "prompts"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "byova_media.cli", "call", f"127.0.0.1:{echo_process.port}",
-        "--wav", str(wav), "--dtmf", "12", "--save-prompts", str(out_dir), "--fast",
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "byova_media.cli",
+        "call",
+        f"127.0.0.1:{echo_process.port}",
+        "--wav",
+        str(wav),
+        "--dtmf",
+        "12",
+        "--save-prompts",
+        str(out_dir),
+        "--fast",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()
@@ -145,7 +168,10 @@ async def test_call_command_prints_a_timeline_and_saves_prompts(
 def test_unknown_setting_is_a_clear_error(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "byova_media.cli", "serve", "--plugin", "echo"],
-        env={**os.environ, "BYOVA_MEDIA_NOPE": "1"}, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "BYOVA_MEDIA_NOPE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2
     assert "unknown setting BYOVA_MEDIA_NOPE" in done.stderr
@@ -154,7 +180,9 @@ def test_unknown_setting_is_a_clear_error(tmp_path: Path) -> None:
 def test_unknown_plugin_is_a_clear_error() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "byova_media.cli", "serve", "--plugin", "no_such_plugin_xyz"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2
     assert "no_such_plugin_xyz" in done.stderr and "byova-media plugins" in done.stderr

@@ -15,13 +15,14 @@ from typing import Any
 
 import pytest
 
-CLIENT = r'''
+CLIENT = r"""
 import sys, grpc
 sys.path.insert(0, sys.argv[2])
 import types
 import byova_common_pb2 as common, voicevirtualagent_pb2 as va, voicevirtualagent_pb2_grpc as rpc
-# Upstream splits the messages differently between its two files; names are what count.
-pb = types.SimpleNamespace(**{n: getattr(m, n) for m in (common, va) for n in dir(m) if not n.startswith("_")})
+# Upstream splits messages differently between its two files; names are what count.
+names = {n: getattr(m, n) for m in (common, va) for n in dir(m) if not n.startswith("_")}
+pb = types.SimpleNamespace(**names)
 target = sys.argv[1]
 with grpc.insecure_channel(target) as channel:
     stub = rpc.VoiceVirtualAgentStub(channel)
@@ -32,13 +33,14 @@ with grpc.insecure_channel(target) as channel:
     start = pb.VoiceVARequest(conversation_id="up-1", virtual_agent_id="echo",
         event_input=pb.EventInput(event_type=pb.EventInput.SESSION_START))
     replies = list(stub.ProcessCallerInput(one(start)))
-    print("welcome", [r.response_type for r in replies], sum(len(p.audio_content) for r in replies for p in r.prompts))
+    audio = sum(len(p.audio_content) for r in replies for p in r.prompts)
+    print("welcome", [r.response_type for r in replies], audio)
     dtmf = pb.VoiceVARequest(conversation_id="up-1", virtual_agent_id="echo",
         dtmf_input=pb.DTMFInputs(dtmf_events=[pb.DTMFDigits.Value("DTMF_DIGIT_ZERO")]))
     replies = list(stub.ProcessCallerInput(one(dtmf)))
     events = [pb.OutputEvent.EventType.Name(e.event_type) for r in replies for e in r.output_events]
     print("dtmf", events, [dict(e.metadata) for r in replies for e in r.output_events])
-'''
+"""
 
 
 def _upstream_protos() -> Path:
@@ -53,15 +55,31 @@ async def test_upstream_generated_client_interoperates(byova_server: Any, tmp_pa
 
     proto_dir = _upstream_protos()
     builtin = Path(protoc.__file__).resolve().parent / "_proto"
-    files = [str(p) for p in sorted(proto_dir.glob("*.proto"))]
-    assert protoc.main(["protoc", f"-I{proto_dir}", f"-I{builtin}", f"--python_out={tmp_path}",
-                        f"--grpc_python_out={tmp_path}", *files]) == 0
+    files = [str(p) for p in sorted(proto_dir.glob("*.proto"))]  # noqa: ASYNC240
+    assert (
+        protoc.main(
+            [
+                "protoc",
+                f"-I{proto_dir}",
+                f"-I{builtin}",
+                f"--python_out={tmp_path}",
+                f"--grpc_python_out={tmp_path}",
+                *files,
+            ]
+        )
+        == 0
+    )
     server = await byova_server(plugins=["echo"])
     import asyncio
 
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CLIENT, f"127.0.0.1:{server.port}", str(tmp_path),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        sys.executable,
+        "-c",
+        CLIENT,
+        f"127.0.0.1:{server.port}",
+        str(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()

@@ -26,7 +26,7 @@ from byova_media.agent import (
     Transfer,
     Utterance,
 )
-from byova_media.audio.codecs import Encoding, pcm_to_ulaw
+from byova_media.audio.codecs import Encoding
 from byova_media.audio.wav import read_wav
 from byova_media.call import Call
 from byova_media.testing.simulator import RpcResult
@@ -58,8 +58,11 @@ class Recorder(Agent):
 
     async def on_utterance(self, call: Call, utterance: Utterance) -> Reply:
         self.log.append(("utterance", utterance.duration_ms))
-        return Reply.say(utterance.ulaw(), input_mode=InputMode.VOICE,
-                         input_handling=InputHandling(no_input_timeout_ms=1234))
+        return Reply.say(
+            utterance.ulaw(),
+            input_mode=InputMode.VOICE,
+            input_handling=InputHandling(no_input_timeout_ms=1234),
+        )
 
     async def on_dtmf(self, call: Call, digits: str) -> Reply:
         self.log.append(("dtmf", digits))
@@ -168,11 +171,15 @@ async def test_chunk_mode_sends_raw_ulaw_chunks_then_an_empty_final(rec: Any, sp
         assert not audio.startswith(b"RIFF")
     final = result.final
     assert final is not None and not any(p.audio_content for p in final.prompts)
-    assert final.input_mode == pb.INPUT_VOICE if hasattr(pb, "INPUT_VOICE") else final.input_mode == 1
+    assert (
+        final.input_mode == pb.INPUT_VOICE if hasattr(pb, "INPUT_VOICE") else final.input_mode == 1
+    )
     assert final.input_handling_config.speech_timers.no_input_timeout_msec == 1234
 
 
-async def test_wav_mode_sends_one_final_with_whole_wavs(byova_server: Any, webex: Any, speech: Any) -> None:
+async def test_wav_mode_sends_one_final_with_whole_wavs(
+    byova_server: Any, webex: Any, speech: Any
+) -> None:
     log: list[tuple[str, Any]] = []
     server = await byova_server(extra_plugins=[("rec", recorder_plugin(log))], reply_mode="wav")
     call = (await webex(server)).call("rec")
@@ -185,7 +192,9 @@ async def test_wav_mode_sends_one_final_with_whole_wavs(byova_server: Any, webex
     assert int.from_bytes(wav[24:28], "little") == 8000
     turn = await call.say(speech(1000))
     assert_one_final(turn)
-    assert not any(p.audio_content for r in turn.responses if r.response_type == CHUNK for p in r.prompts)
+    assert not any(
+        p.audio_content for r in turn.responses if r.response_type == CHUNK for p in r.prompts
+    )
     assert read_wav(turn.final.prompts[0].audio_content).sample_rate == 8000
 
 
@@ -249,7 +258,9 @@ async def test_conversation_without_session_start_is_adopted(rec: Any, speech: A
     assert not any(kind == "start" for kind, _ in log)
 
 
-async def test_overlapping_rpcs_and_barge_in_stop_the_stream(byova_server: Any, webex: Any, speech: Any) -> None:
+async def test_overlapping_rpcs_and_barge_in_stop_the_stream(
+    byova_server: Any, webex: Any, speech: Any
+) -> None:
     log: list[tuple[str, Any]] = []
     server = await byova_server(
         extra_plugins=[("rec", recorder_plugin(log, long_prompt_s=30))], chunk_lead_ms=1000

@@ -12,7 +12,9 @@ def test_generated_modules_match_the_protos() -> None:
     expected = regen.generate()
     for name, source in expected.items():
         committed = (regen.PACKAGE_DIR / name).read_text()
-        assert committed == source, f"{name} drifted from protos/: run python -m byova_media._proto.regen"
+        assert committed == source, (
+            f"{name} drifted from protos/: run python -m byova_media._proto.regen"
+        )
 
 
 def test_revision_is_recorded() -> None:
@@ -48,5 +50,7 @@ def test_enum_values_that_bite() -> None:
     assert common.InputSpeechTimers.DESCRIPTOR.fields_by_name["no_input_timeout_msec"].number == 4
     assert pb.OutputEvent.START_OF_INPUT == 4 and pb.OutputEvent.END_OF_INPUT == 5
     assert pb.EventInput.CUSTOM_EVENT == 5
-    method = pb.DESCRIPTOR.services_by_name["VoiceVirtualAgent"].methods_by_name["ProcessCallerInput"]
+    method = pb.DESCRIPTOR.services_by_name["VoiceVirtualAgent"].methods_by_name[
+        "ProcessCallerInput"
+    ]
     assert method.full_name == "com.cisco.wcc.ccai.media.v1.VoiceVirtualAgent.ProcessCallerInput"

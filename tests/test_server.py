@@ -37,7 +37,9 @@ class Broken(Agent):
         return Reply()
 
 
-async def _raw_rpc(port: int, *requests: pb.VoiceVARequest) -> tuple[list[pb.VoiceVAResponse], grpc.StatusCode, str]:
+async def _raw_rpc(
+    port: int, *requests: pb.VoiceVARequest
+) -> tuple[list[pb.VoiceVAResponse], grpc.StatusCode, str]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = pb_grpc.VoiceVirtualAgentStub(channel)
         out: list[pb.VoiceVAResponse] = []
@@ -51,7 +53,8 @@ async def _raw_rpc(port: int, *requests: pb.VoiceVARequest) -> tuple[list[pb.Voi
 
 def _start(conv: str = "c1", agent: str = "echo") -> pb.VoiceVARequest:
     return pb.VoiceVARequest(
-        conversation_id=conv, virtual_agent_id=agent,
+        conversation_id=conv,
+        virtual_agent_id=agent,
         event_input=pb.EventInput(event_type=pb.EventInput.SESSION_START),
     )
 
@@ -66,14 +69,17 @@ async def test_missing_conversation_id_is_invalid_argument(byova_server: Any) ->
 
 async def test_message_without_input_is_invalid_argument(byova_server: Any) -> None:
     server = await byova_server(plugins=["echo"])
-    _, code, _ = await _raw_rpc(server.port, pb.VoiceVARequest(conversation_id="x", virtual_agent_id="echo"))
+    _, code, _ = await _raw_rpc(
+        server.port, pb.VoiceVARequest(conversation_id="x", virtual_agent_id="echo")
+    )
     assert code == grpc.StatusCode.INVALID_ARGUMENT
 
 
 async def test_oversized_message_is_resource_exhausted(byova_server: Any) -> None:
     server = await byova_server(plugins=["echo"], max_message_bytes=4 * 2**20)
     big = pb.VoiceVARequest(
-        conversation_id="big", virtual_agent_id="echo",
+        conversation_id="big",
+        virtual_agent_id="echo",
         audio_input=pb.VoiceInput(caller_audio=b"\x00" * (5 * 2**20)),
     )
     async with grpc.aio.insecure_channel(
@@ -121,7 +127,8 @@ async def test_failing_agent_gets_a_clean_ending_and_others_continue(
     byova_server: Any, webex: Any, speech: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = await byova_server(
-        plugins=["echo"], extra_plugins=[("broken", agent_plugin("broken", lambda c: Broken()))],
+        plugins=["echo"],
+        extra_plugins=[("broken", agent_plugin("broken", lambda c: Broken()))],
         agent_timeout_s=0.5,
     )
     sim = await webex(server)
@@ -173,9 +180,18 @@ async def test_client_that_disappears_releases_the_rpc(byova_server: Any, speech
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         stub = pb_grpc.VoiceVirtualAgentStub(channel)
         call = stub.ProcessCallerInput()
-        await call.write(pb.VoiceVARequest(conversation_id="gone", virtual_agent_id="echo",
-                                           audio_input=pb.VoiceInput(encoding=2, sample_rate_hertz=8000)))
-        await call.write(pb.VoiceVARequest(conversation_id="gone", audio_input=pb.VoiceInput(caller_audio=b"\xff" * 160)))
+        await call.write(
+            pb.VoiceVARequest(
+                conversation_id="gone",
+                virtual_agent_id="echo",
+                audio_input=pb.VoiceInput(encoding=2, sample_rate_hertz=8000),
+            )
+        )
+        await call.write(
+            pb.VoiceVARequest(
+                conversation_id="gone", audio_input=pb.VoiceInput(caller_audio=b"\xff" * 160)
+            )
+        )
         await asyncio.sleep(0.2)
         assert server.servicer.active_rpcs == 1
         call.cancel()
@@ -190,10 +206,17 @@ async def test_garbage_and_odd_length_l16_are_handled(
     byova_server: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = await byova_server(plugins=["echo"])
-    settings = pb.VoiceVARequest(conversation_id="odd", virtual_agent_id="echo",
-                                 audio_input=pb.VoiceInput(encoding=1, sample_rate_hertz=8000))
-    odd = [pb.VoiceVARequest(conversation_id="odd", audio_input=pb.VoiceInput(caller_audio=bytes(range(201))))
-           for _ in range(5)]
+    settings = pb.VoiceVARequest(
+        conversation_id="odd",
+        virtual_agent_id="echo",
+        audio_input=pb.VoiceInput(encoding=1, sample_rate_hertz=8000),
+    )
+    odd = [
+        pb.VoiceVARequest(
+            conversation_id="odd", audio_input=pb.VoiceInput(caller_audio=bytes(range(201)))
+        )
+        for _ in range(5)
+    ]
     with caplog.at_level(logging.WARNING):
         responses, code, _ = await _raw_rpc(server.port, settings, *odd)
     assert code == grpc.StatusCode.OK

@@ -19,12 +19,26 @@ pytestmark = pytest.mark.slow
 
 def test_wheel_contains_generated_modules_and_serves(tmp_path: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path), str(ROOT)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--wheel",
+            "--no-isolation",
+            "--outdir",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
     )
     wheel = next(tmp_path.glob("byova_media-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    for module in ("voicevirtualagent_pb2.py", "voicevirtualagent_pb2_grpc.py", "byova_common_pb2.py"):
+    for module in (
+        "voicevirtualagent_pb2.py",
+        "voicevirtualagent_pb2_grpc.py",
+        "byova_common_pb2.py",
+    ):
         assert f"byova_media/_proto/{module}" in names
     assert "byova_echo/__init__.py" in names
     env_dir = tmp_path / "venv"
@@ -33,12 +47,19 @@ def test_wheel_contains_generated_modules_and_serves(tmp_path: Path) -> None:
     # The dependencies come from this interpreter's site-packages, added as a plain path
     # (no network needed); its .pth files, which hold the editable install of
     # byova-media, are not processed, so byova-media itself comes only from the wheel.
-    site_dir = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                              check=True, capture_output=True, text=True).stdout.strip()
+    site_dir = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     outer = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     (Path(site_dir) / "outer_deps.pth").write_text("\n".join(sorted(outer)) + "\n")
-    subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)],
+        check=True,
+        capture_output=True,
+    )
     script = (
         "import asyncio, byova_media, sys\n"
         "assert 'site-packages' in byova_media.__file__, byova_media.__file__\n"
@@ -46,7 +67,8 @@ def test_wheel_contains_generated_modules_and_serves(tmp_path: Path) -> None:
         "from byova_media.server import Server\n"
         "from byova_media.testing.simulator import WebexSimulator\n"
         "async def main():\n"
-        "    config = Config.load(overrides={'host': '127.0.0.1', 'port': 0, 'plugins': ('echo',)}, plugin_names=['echo'])\n"
+        "    settings = {'host': '127.0.0.1', 'port': 0, 'plugins': ('echo',)}\n"
+        "    config = Config.load(overrides=settings, plugin_names=['echo'])\n"
         "    async with Server(config) as server:\n"
         "        async with WebexSimulator(f'127.0.0.1:{server.port}', realtime=False) as sim:\n"
         "            result = await sim.call('echo').start()\n"
@@ -55,6 +77,13 @@ def test_wheel_contains_generated_modules_and_serves(tmp_path: Path) -> None:
         "asyncio.run(main())\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([str(python), "-c", script], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [str(python), "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "served" in done.stdout

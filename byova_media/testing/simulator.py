@@ -56,7 +56,9 @@ class RpcResult:
     @property
     def events(self) -> list[str]:
         """Names of the output events in the order received (first event of each response)."""
-        return [_EVENT_NAMES[r.output_events[0].event_type] for r in self.responses if r.output_events]
+        return [
+            _EVENT_NAMES[r.output_events[0].event_type] for r in self.responses if r.output_events
+        ]
 
     @property
     def finals(self) -> list[pb.VoiceVAResponse]:
@@ -88,7 +90,7 @@ class RpcResult:
 
         for response in reversed(self.responses):
             if response.output_events:
-                return json_format.MessageToDict(response.output_events[0].metadata)
+                return dict(json_format.MessageToDict(response.output_events[0].metadata))
         return {}
 
     def time_of(self, what: str) -> float | None:
@@ -115,7 +117,9 @@ class SimulatedCall:
             **fields,
         )
 
-    def _event(self, kind: int, name: str = "", params: Mapping[str, Any] | None = None) -> pb.VoiceVARequest:
+    def _event(
+        self, kind: Any, name: str = "", params: Mapping[str, Any] | None = None
+    ) -> pb.VoiceVARequest:
         parameters = struct_pb2.Struct()
         if params:
             parameters.update(dict(params))
@@ -125,13 +129,19 @@ class SimulatedCall:
 
     async def start(self, parameters: Mapping[str, Any] | None = None, name: str = "") -> RpcResult:
         """The first RPC of a call: SESSION_START; the answer is the welcome."""
-        return await self._simple("session_start", self._event(pb.EventInput.SESSION_START, name, parameters))
+        return await self._simple(
+            "session_start", self._event(pb.EventInput.SESSION_START, name, parameters)
+        )
 
     async def no_input(self) -> RpcResult:
         return await self._simple("no_input", self._event(pb.EventInput.NO_INPUT))
 
-    async def custom_event(self, name: str, parameters: Mapping[str, Any] | None = None) -> RpcResult:
-        return await self._simple("custom_event", self._event(pb.EventInput.CUSTOM_EVENT, name, parameters))
+    async def custom_event(
+        self, name: str, parameters: Mapping[str, Any] | None = None
+    ) -> RpcResult:
+        return await self._simple(
+            "custom_event", self._event(pb.EventInput.CUSTOM_EVENT, name, parameters)
+        )
 
     async def hang_up(self) -> RpcResult:
         return await self._simple("session_end", self._event(pb.EventInput.SESSION_END))
@@ -139,8 +149,10 @@ class SimulatedCall:
     async def dtmf(self, digits: str) -> RpcResult:
         """Two RPCs, as Webex does: START_OF_DTMF (completed at once), then the digits."""
         await self._simple("start_of_dtmf", self._event(pb.EventInput.START_OF_DTMF))
-        events = [digit_value(d) for d in digits]
-        return await self._simple("dtmf", self._request(dtmf_input=pb.DTMFInputs(dtmf_events=events)))
+        events: list[Any] = [digit_value(d) for d in digits]
+        return await self._simple(
+            "dtmf", self._request(dtmf_input=pb.DTMFInputs(dtmf_events=events))
+        )
 
     async def _simple(self, kind: str, request: pb.VoiceVARequest) -> RpcResult:
         async def requests() -> AsyncIterator[pb.VoiceVARequest]:
@@ -308,7 +320,7 @@ class WebexSimulator:
             if credentials is not None
             else grpc.aio.insecure_channel(target, options=options)
         )
-        self.stub = pb_grpc.VoiceVirtualAgentStub(self.channel)
+        self.stub = pb_grpc.VoiceVirtualAgentStub(self.channel)  # type: ignore[no-untyped-call]
 
     async def __aenter__(self) -> WebexSimulator:
         return self
@@ -338,12 +350,12 @@ class WebexSimulator:
         return SimulatedCall(self, conversation_id or str(uuid.uuid4()), virtual_agent_id, org_id)
 
     async def list_agents(self, org_id: str = "") -> pb.ListVAResponse:
-        return await self.stub.ListVirtualAgents(
+        response: pb.ListVAResponse = await self.stub.ListVirtualAgents(
             pb.ListVARequest(customer_org_id=org_id), metadata=self.metadata()
         )
+        return response
 
 
 def pcm_of(result: RpcResult) -> np.ndarray:
     """The audio an RPC brought back, as 8 kHz PCM16 (for assertions)."""
     return ulaw_to_pcm(result.audio)
-
