@@ -55,7 +55,7 @@ async def test_upstream_generated_client_interoperates(byova_server: Any, tmp_pa
 
     proto_dir = _upstream_protos()
     builtin = Path(protoc.__file__).resolve().parent / "_proto"
-    files = [str(p) for p in sorted(proto_dir.glob("*.proto"))]  # noqa: ASYNC240
+    files = [str(p) for p in sorted(proto_dir.glob("*.proto"))]
     assert (
         protoc.main(
             [
