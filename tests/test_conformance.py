@@ -7,6 +7,7 @@ because both sets of generated modules register the same proto file names.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import subprocess
 import sys
@@ -50,28 +51,26 @@ def _upstream_protos() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "media" / "_internal" / "proto"
 
 
-async def test_upstream_generated_client_interoperates(byova_server: Any, tmp_path: Path) -> None:
+def _compile_upstream(out: Path) -> None:
     from grpc_tools import protoc
 
     proto_dir = _upstream_protos()
     builtin = Path(protoc.__file__).resolve().parent / "_proto"
     files = [str(p) for p in sorted(proto_dir.glob("*.proto"))]
-    assert (
-        protoc.main(
-            [
-                "protoc",
-                f"-I{proto_dir}",
-                f"-I{builtin}",
-                f"--python_out={tmp_path}",
-                f"--grpc_python_out={tmp_path}",
-                *files,
-            ]
-        )
-        == 0
-    )
-    server = await byova_server(plugins=["echo"])
-    import asyncio
+    argv = [
+        "protoc",
+        f"-I{proto_dir}",
+        f"-I{builtin}",
+        f"--python_out={out}",
+        f"--grpc_python_out={out}",
+        *files,
+    ]
+    assert protoc.main(argv) == 0
 
+
+async def test_upstream_generated_client_interoperates(byova_server: Any, tmp_path: Path) -> None:
+    _compile_upstream(tmp_path)
+    server = await byova_server(plugins=["echo"])
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
