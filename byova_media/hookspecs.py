@@ -133,3 +133,40 @@ def byova_turn_metrics(app: App, metrics: TurnMetrics) -> None:
     times the turn's milestones were reached. Must return quickly; exceptions
     are logged and ignored. All implementations are called.
     """
+
+
+# --- voice stack: speech-to-text, language models, text-to-speech ----------------------
+
+if TYPE_CHECKING:
+    from byova_media.adapters import LlmFactory, SttFactory, TtsFactory
+
+
+@hookspec
+def byova_register_stt(app: App, register: Callable[[str, SttFactory], None]) -> None:
+    """Register speech recognisers by name: ``register("pocketsphinx", factory)``.
+
+    Called once per server. ``factory(options)`` makes a
+    :class:`~byova_media.adapters.SpeechToText` from the options of the virtual agent
+    that picks it by name. All implementations are called; a name registered twice
+    is a start-up error.
+    """
+
+
+@hookspec
+def byova_register_llms(app: App, register: Callable[[str, LlmFactory], None]) -> None:
+    """Register language models by name: ``register("openai", factory)``.
+
+    Called once per server. ``factory(options)`` makes a
+    :class:`~byova_media.adapters.LanguageModel`. All implementations are called; a
+    name registered twice is a start-up error.
+    """
+
+
+@hookspec
+def byova_register_tts(app: App, register: Callable[[str, TtsFactory], None]) -> None:
+    """Register speech synthesisers by name: ``register("espeak", factory)``.
+
+    Called once per server. ``factory(options)`` makes a
+    :class:`~byova_media.adapters.TextToSpeech`. All implementations are called; a
+    name registered twice is a start-up error.
+    """

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import grpc.aio
     from aiohttp import web
 
+    from byova_media.adapters import LlmFactory, SttFactory, TtsFactory
     from byova_media.agent import AgentSpec, TurnMetrics
     from byova_media.app import App
     from byova_media.audio.vad import VoiceActivityDetector
@@ -197,6 +198,28 @@ class PluginHost:
                     impl.plugin_name,
                     metrics.conversation_id,
                 )
+
+    # --- voice stack (speech-to-text, language models, text-to-speech) ----------------
+
+    def stts(self, app: App) -> dict[str, SttFactory]:
+        return self._named(app, self.pm.hook.byova_register_stt, "speech recogniser")
+
+    def llms(self, app: App) -> dict[str, LlmFactory]:
+        return self._named(app, self.pm.hook.byova_register_llms, "language model")
+
+    def ttss(self, app: App) -> dict[str, TtsFactory]:
+        return self._named(app, self.pm.hook.byova_register_tts, "speech synthesiser")
+
+    def _named(self, app: App, hook: Any, what: str) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+
+        def register(name: str, factory: Any) -> None:
+            if name in found:
+                raise PluginError(f"{what} {name!r} registered twice")
+            found[name] = factory
+
+        hook(app=app, register=register)
+        return found
 
 
 async def _maybe_await(value: Awaitable[None] | None) -> None:
