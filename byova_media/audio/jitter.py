@@ -44,8 +44,9 @@ class JitterBuffer:
     Frames without a timestamp are taken in arrival order with zero delay. Concealment
     frames are the previous frame played backwards (so they start where it ended) faded to
     zero, then silence; the first real frame after a gap fades in over 5 ms. A frame more
-    than ``ceiling_ms`` ahead of the playout point releases everything held and restarts
-    the timeline there, so memory stays bounded whatever the timestamps say.
+    than ``ceiling_ms`` ahead of the playout point forces out everything held (concealing
+    its gaps) and, if still too far ahead, restarts the timeline at that frame: memory and
+    concealment stay bounded whatever the timestamps say.
     """
 
     def __init__(
@@ -145,10 +146,13 @@ class JitterBuffer:
             return []
         out: list[Frame] = []
         if ts > next_ts + self._ceiling_ms:
-            out = self._release_all()
-            self._holes.append((self._next_ts, ts))
-            self._next_ts = ts
-            self._resyncs += 1
+            # Too far ahead to wait for: play out what is held (its gaps are bounded by
+            # the ceiling), then jump the timeline if the frame is still too far ahead.
+            out = self._drain(force=True)
+            if ts > self._next_ts + self._ceiling_ms:
+                self._holes.append((self._next_ts, ts))
+                self._next_ts = ts
+                self._resyncs += 1
         index = bisect.bisect_left(self._pending_ts, ts)
         pending_ts = self._pending_ts
         if (index and ts - pending_ts[index - 1] < half) or (
@@ -180,16 +184,6 @@ class JitterBuffer:
                 out.append(self._conceal())
             else:
                 break
-        return out
-
-    def _release_all(self) -> list[Frame]:
-        """Release every held frame in order without concealing the gaps (a resync)."""
-        out = [
-            self._release(ts, frame, frame.size * self._ms_per_sample)
-            for ts, frame in zip(self._pending_ts, self._pending, strict=True)
-        ]
-        self._pending_ts.clear()
-        self._pending.clear()
         return out
 
     def _release(self, ts: float, frame: Frame, duration: float) -> Frame:

@@ -94,7 +94,8 @@ def test_far_future_frame_resyncs_instead_of_growing() -> None:
     buffer.push(frame(0), 0.0)
     buffer.push(frame(2), 40.0)  # held: frame 1 missing
     out = buffer.push(frame(9), 3_600_000.0)  # an hour ahead
-    assert [ident(f) for f in out] == [2, 9]  # released without inventing an hour of audio
+    # The held frame is forced out (its gap concealed); no hour of audio is invented.
+    assert [ident(f) for f in out] == [-1, 2, 9]
     assert buffer.stats.resyncs == 1
     assert ident(buffer.push(frame(10), 3_600_020.0)[0]) == 10
 
@@ -169,12 +170,20 @@ def test_any_arrival_order_gives_ordered_output_and_consistent_counters(
     assert stats.depth_ms <= 200
 
 
-@given(st.lists(st.booleans(), min_size=1, max_size=60))
-def test_in_order_stream_with_losses_conceals_exactly_the_losses(present: list[bool]) -> None:
-    present[0] = True
-    indices = [i for i, keep in enumerate(present) if keep]
+@given(st.lists(st.integers(0, 8), min_size=1, max_size=40))
+def test_in_order_stream_with_losses_conceals_exactly_the_losses(gaps: list[int]) -> None:
+    """Runs of up to 8 lost frames (160 ms, inside the ceiling) are all concealed."""
+    indices = list(np.cumsum(np.array(gaps) + 1) - gaps[0] - 1)
     buffer = JitterBuffer()
     out = run(buffer, indices)
     assert [i for i in out if i >= 0] == indices
     assert buffer.stats.concealed == (indices[-1] + 1) - len(indices)
     assert buffer.stats.late_dropped == 0
+    assert buffer.stats.resyncs == 0
+
+
+def test_gap_beyond_the_ceiling_resyncs_rather_than_concealing() -> None:
+    buffer = JitterBuffer(ceiling_ms=200)
+    assert run(buffer, [0, 12]) == [0, 12]
+    assert buffer.stats.resyncs == 1
+    assert buffer.stats.concealed == 0
