@@ -45,7 +45,8 @@ class JwsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Refuses ``VoiceVirtualAgent`` RPCs whose ``authorization`` metadata fails verification.
 
     A refusal ends the RPC with ``UNAUTHENTICATED`` and a generic detail; the reason goes
-    to the log (once, with Webex's ``trackingid``) and to ``jws_rejections{reason}``.
+    to the log (once, with Webex's ``trackingid``) and to ``jws_rejections{reason}``
+    (:class:`JwsError` reasons, or ``error`` when the verifier itself failed).
     """
 
     def __init__(self, verifier: JwsVerifier, metrics: Metrics | None = None) -> None:
@@ -133,6 +134,11 @@ class JwsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return await self._verifier.verify(value)
         except JwsError as exc:
             reason = exc.reason
+        except Exception as exc:
+            # Fail closed on a verifier bug. Only the type is logged: a library's message or
+            # traceback locals could quote the token.
+            log.error("JWS verification failed unexpectedly on %s (%s)", method, type(exc).__name__)
+            reason = "error"
         tracking = _metadata_value(metadata, "trackingid")
         log.warning(
             "refused %s: JWS %s (trackingid=%s)",

@@ -347,7 +347,7 @@ def _parse_jwks(document: Any) -> dict[str, jwt.PyJWK | None]:
             continue
         try:
             keys[kid] = jwt.PyJWK(entry, algorithm=_ALG)
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, ValueError, TypeError, KeyError):
             keys[kid] = None
     return keys
 

@@ -30,6 +30,13 @@ class CountingVerifier(JwsVerifier):
         return await super().verify(token)
 
 
+class BrokenVerifier(CountingVerifier):
+    """A verifier with a bug: it raises something other than JwsError."""
+
+    async def verify(self, token: str) -> VerifiedClaims:
+        raise RuntimeError(f"bug while reading {token}")
+
+
 class EchoAgent(pb_grpc.VoiceVirtualAgentServicer):
     """Answers with the org id it finds in ``current_claims``."""
 
@@ -213,3 +220,28 @@ async def test_unprotected_services_pass_through(harness: Harness) -> None:
 async def test_claims_do_not_leak_outside_the_rpc(harness: Harness) -> None:
     await harness.list_agents(auth(harness.token()))
     assert current_claims.get() is None
+
+
+async def test_verifier_failure_fails_closed(caplog: pytest.LogCaptureFixture) -> None:
+    async with FakeIdBroker() as broker, httpx.AsyncClient() as http:
+        verifier = BrokenVerifier(
+            issuers=[broker.issuer()], datasource_url=DATASOURCE_URL, http=http
+        )
+        metrics = Metrics()
+        server = grpc.aio.server(interceptors=[JwsInterceptor(verifier, metrics)])
+        pb_grpc.add_VoiceVirtualAgentServicer_to_server(EchoAgent(), server)  # type: ignore[no-untyped-call]
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = pb_grpc.VoiceVirtualAgentStub(channel)  # type: ignore[no-untyped-call]
+                token = broker.mint()
+                with pytest.raises(grpc.aio.AioRpcError) as caught:
+                    await stub.ListVirtualAgents(pb.ListVARequest(), metadata=auth(token))
+        finally:
+            await server.stop(None)
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    sample = metrics.registry.get_sample_value("byova_jws_rejections_total", {"reason": "error"})
+    assert sample == 1
+    assert "RuntimeError" in caplog.text
+    assert token.split(".")[2] not in caplog.text

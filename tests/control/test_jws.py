@@ -15,10 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
-from byova_control.jws import BYOVA_SCHEMA_ID, DEFAULT_ISSUERS, JwsError, JwsVerifier
 from fake_idbroker import DATASOURCE_URL, ORG_ID, FakeIdBroker, new_signing_key
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from byova_control.jws import BYOVA_SCHEMA_ID, DEFAULT_ISSUERS, JwsError, JwsVerifier
 
 NOW = 1_800_000_000.0
 REFRESH_S = 10.0
@@ -526,3 +527,21 @@ def test_fuzzed_authorization_values_only_raise_jws_error() -> None:
             check()
         finally:
             runner.run(http.aclose())
+
+
+async def test_malformed_jwks_entries_are_skipped(
+    broker: FakeIdBroker, verifier: JwsVerifier
+) -> None:
+    good = broker.key()
+    broken = new_signing_key()
+    broker.publish(broken)
+    # Corrupt the broken key's modulus in what the broker serves.
+    original = broken.public_jwk
+
+    def corrupt() -> dict[str, Any]:
+        return {**original(), "n": "!!not base64!!"}
+
+    object.__setattr__(broken, "public_jwk", corrupt)
+    assert (await verifier.verify(broker.mint(broker.claims(now=NOW), key=good))).org_id == ORG_ID
+    token = broker.mint(broker.claims(now=NOW), key=broken)
+    assert await rejected(verifier, token) == "key_alg"
