@@ -26,7 +26,7 @@ from byova_media.agent import (
     Transfer,
     Utterance,
 )
-from byova_media.audio.codecs import Encoding
+from byova_media.audio.codecs import Encoding, pcm_to_ulaw
 from byova_media.audio.wav import read_wav
 from byova_media.call import Call
 from byova_media.testing.simulator import RpcResult
@@ -298,3 +298,103 @@ async def test_terminal_prompts_are_never_bargeable(byova_server: Any, webex: An
     prompts = [p for r in result.responses for p in r.prompts if p.audio_content]
     assert prompts and not any(p.is_barge_in_enabled for p in prompts)
     assert result.events == ["SESSION_END"]
+
+
+async def stream_until_end_of_input(sim: Any, messages: list[pb.VoiceVARequest]) -> list[Any]:
+    """Write raw requests the way Webex does: stop at END_OF_INPUT, half-close, read all."""
+    call = sim.stub.ProcessCallerInput()
+    responses: list[Any] = []
+    eoi = asyncio.Event()
+
+    async def read() -> None:
+        async for response in call:
+            responses.append(response)
+            events = [e.event_type for e in response.output_events]
+            if pb.OutputEvent.END_OF_INPUT in events:
+                eoi.set()
+
+    reader = asyncio.create_task(read())
+    for message in messages:
+        if eoi.is_set():
+            break
+        await call.write(message)
+    await call.done_writing()
+    await reader
+    return responses
+
+
+async def test_unspecified_encoding_falls_back_to_ulaw_8k_and_tiny_packets_are_ignored(
+    rec: Any, speech: Any
+) -> None:
+    log, sim, _ = rec
+    ulaw = pcm_to_ulaw(np.concatenate([speech(1000), np.zeros(8 * 1500, dtype=np.int16)]))
+    frames = [ulaw[i : i + 160] for i in range(0, len(ulaw) - 159, 160)]
+
+    async def requests() -> Any:
+        yield pb.VoiceVARequest(
+            conversation_id="fallback", virtual_agent_id="rec", audio_input=pb.VoiceInput()
+        )  # no encoding, no rate
+        for _ in range(3):
+            yield pb.VoiceVARequest(
+                conversation_id="fallback", audio_input=pb.VoiceInput(caller_audio=b"\x01\x02\x03")
+            )
+        for frame in frames:
+            yield pb.VoiceVARequest(
+                conversation_id="fallback", audio_input=pb.VoiceInput(caller_audio=frame)
+            )
+
+    messages = [m async for m in requests()]
+    responses = await stream_until_end_of_input(sim, messages)
+    events = [r.output_events[0].event_type for r in responses if r.output_events]
+    assert events[:2] == [pb.OutputEvent.START_OF_INPUT, pb.OutputEvent.END_OF_INPUT]
+    durations = [ms for kind, ms in log if kind == "utterance"]
+    assert durations and 900 <= durations[0] <= 1600
+
+
+async def test_l16_at_16_khz_is_resampled(rec: Any, speech: Any) -> None:
+    log, sim, _ = rec
+    pcm16k = speech(1000, sample_rate=16000)
+    pcm16k = np.concatenate([pcm16k, np.zeros(16 * 1500, dtype=np.int16)])
+    payload = pcm16k.astype("<i2").tobytes()
+    frames = [payload[i : i + 640] for i in range(0, len(payload) - 639, 640)]
+
+    async def requests() -> Any:
+        yield pb.VoiceVARequest(
+            conversation_id="wide",
+            virtual_agent_id="rec",
+            audio_input=pb.VoiceInput(
+                encoding=pb.VoiceInput.LINEAR16_FORMAT, sample_rate_hertz=16000
+            ),
+        )
+        for frame in frames:
+            yield pb.VoiceVARequest(
+                conversation_id="wide", audio_input=pb.VoiceInput(caller_audio=frame)
+            )
+
+    messages = [m async for m in requests()]
+    responses = await stream_until_end_of_input(sim, messages)
+    assert any(
+        r.output_events and r.output_events[0].event_type == pb.OutputEvent.END_OF_INPUT
+        for r in responses
+    )
+    durations = [ms for kind, ms in log if kind == "utterance"]
+    assert durations and 900 <= durations[0] <= 1600  # 8 kHz samples of the same duration
+
+
+async def test_reordered_timestamped_frames_are_put_back_in_order(rec: Any, speech: Any) -> None:
+    log, sim, server = rec
+    call = sim.call("rec")
+    await call.start()
+
+    def swap_pairs(order: list[int]) -> list[int]:
+        out = list(order)
+        for i in range(20, len(out) - 1, 7):
+            out[i], out[i + 1] = out[i + 1], out[i]
+        return out
+
+    said = speech(1200)
+    result = await call.say(said, timestamps=True, frame_order=swap_pairs)
+    assert result.events[:2] == ["START_OF_INPUT", "END_OF_INPUT"]
+    assert server.app.metrics.frames_concealed._value.get() <= 2
+    durations = [ms for kind, ms in log if kind == "utterance"]
+    assert durations and 1100 <= durations[0] <= 1800
