@@ -280,8 +280,8 @@ class VoiceVirtualAgentServicer(pb_grpc.VoiceVirtualAgentServicer):
                 conv.audio_signal = None
             turn.record_stats()
             if not reader.done():
-                # Keep consuming what Webex still sends until it half-closes, so the
-                # client never blocks on flow control; the RPC completes regardless.
+                # The RPC completes after its FINAL even if Webex is still sending:
+                # audio after END_OF_INPUT belongs to no turn and is discarded.
                 reader.cancel()
 
     async def _barge(self, conv: Conversation) -> None:
