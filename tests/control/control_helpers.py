@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_webex import FakeWebex
+
 from byova_control.runtime import ControlPlane
 from byova_control.settings import ControlSettings
-from fake_webex import FakeWebex
 
 __all__ = ["free_port", "make_settings", "plane_for", "redis_server", "seed_integration"]
 

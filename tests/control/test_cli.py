@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from control_helpers import ORG
+from fake_webex import FakeWebex
+
 from byova_control.cli import add_control_command, load_settings
 from byova_control.runtime import ControlPlane
 from byova_control.store import open_store
 from byova_control.tokens import OAuthTokens
-from control_helpers import ORG
-from fake_webex import FakeWebex
 
 URL = "https://media.example.com"
 

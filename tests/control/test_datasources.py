@@ -10,6 +10,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from control_helpers import ORG, make_settings, plane_for, redis_server, seed_integration
+from fake_webex import FakeWebex, Fault
+
 from byova_control.datasources import (
     BYOVA_SCHEMA_ID,
     AmbiguousDataSourceError,
@@ -17,8 +20,6 @@ from byova_control.datasources import (
     DataSourceSpec,
 )
 from byova_control.runtime import ControlPlane
-from control_helpers import ORG, make_settings, plane_for, redis_server, seed_integration
-from fake_webex import FakeWebex, Fault
 
 URL = "https://media.example.com"
 

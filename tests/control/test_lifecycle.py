@@ -12,17 +12,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import byova_control
 import grpc
 import httpx
 import pytest
 from aiohttp import web
-from byova_control.runtime import ControlPlane
-from byova_control.tokens import OAuthTokens
-from byova_control.webhooks import WEBHOOK_PATH, sign
 from fake_idbroker import DATASOURCE_URL, FakeIdBroker
 from fake_webex import FakeWebex
 
+import byova_control
+from byova_control.runtime import ControlPlane
+from byova_control.tokens import OAuthTokens
+from byova_control.webhooks import WEBHOOK_PATH, sign
 from byova_media._proto import voicevirtualagent_pb2 as pb
 from byova_media._proto import voicevirtualagent_pb2_grpc as pb_grpc
 from byova_media.app import App

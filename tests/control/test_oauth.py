@@ -11,11 +11,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from control_helpers import free_port, plane_for
+from fake_webex import FakeWebex
+
 from byova_control.oauth import OAuthError, pkce_pair, wait_for_redirect
 from byova_control.runtime import ControlPlane
 from byova_control.tokens import OAuthTokens
-from control_helpers import free_port, plane_for
-from fake_webex import FakeWebex
 
 
 @pytest.fixture

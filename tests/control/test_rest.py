@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from aiohttp import web
+from fake_webex import FakeWebex, Fault
+
 from byova_control.rest import (
     RateLimitedError,
     WebexApiError,
@@ -14,7 +16,6 @@ from byova_control.rest import (
     make_http_client,
     parse_retry_after,
 )
-from fake_webex import FakeWebex, Fault
 
 
 @pytest.fixture

@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from control_helpers import ORG, plane_for, seed_integration
+from fake_webex import FakeWebex
+
 from byova_control.rest import WebexApiError
 from byova_control.runtime import ControlPlane
 from byova_control.service_app import OrgNotAuthorizedError, application_id, decode_org_id
 from byova_control.tokens import OAuthTokens
-from control_helpers import ORG, plane_for, seed_integration
-from fake_webex import FakeWebex
 
 
 @pytest.fixture

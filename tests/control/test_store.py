@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from byova_control.store import StoreError, TokenStore, open_store
-from byova_control.tokens import OAuthTokens
 from control_helpers import redis_server
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
+
+from byova_control.store import StoreError, TokenStore, open_store
+from byova_control.tokens import OAuthTokens
 
 KEY = SecretStr(Fernet.generate_key().decode())
 TOKENS = OAuthTokens(

@@ -11,11 +11,12 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp import web
-from byova_control.runtime import ControlPlane
-from byova_control.webhooks import WEBHOOK_PATH, ServiceAppEvent, sign, verify_signature
 from control_helpers import ORG, plane_for, seed_integration
 from fake_webex import FakeWebex
 from pydantic import SecretStr
+
+from byova_control.runtime import ControlPlane
+from byova_control.webhooks import WEBHOOK_PATH, ServiceAppEvent, sign, verify_signature
 
 SECRET = "whsec-test-1"
 TARGET = "https://media.example.com/webhooks/webex"
