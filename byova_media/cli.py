@@ -15,6 +15,7 @@ from byova_media import __version__
 from byova_media.config import Config, ConfigError
 from byova_media.logs import setup_logging
 from byova_media.plugins import PluginError, PluginHost
+from byova_media.scaffold import add_parser as add_new_plugin_parser
 
 __all__ = ["main"]
 
@@ -154,6 +155,7 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     p.add_argument("--save-prompts", type=Path, metavar="DIR")
     p.add_argument("--fast", action="store_true", help="send audio faster than real time")
     p.set_defaults(func=_call)
+    add_new_plugin_parser(sub)
     host.add_commands(sub)
     return parser
 
