@@ -1,0 +1,229 @@
+"""Simulated callers of one process: Webex-faithful calls through the bundled simulator.
+
+Audio is paced in real time against a fixed schedule (frame ``n`` is due ``20·n`` ms
+after the RPC's first frame). Each frame's lateness is measured when its write has
+completed, so it shows both a slow load generator and a server that pushes back
+through gRPC flow control.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from byova_media._proto import voicevirtualagent_pb2 as pb
+from byova_media.audio.codecs import pcm_to_ulaw
+from byova_media.loadtest.scenario import Scenario, Step, speech_pcm
+from byova_media.testing.simulator import RpcResult, SimulatedCall, WebexSimulator
+
+__all__ = ["Tally", "run_callers"]
+
+_FRAME_S = 0.020
+_FRAME_BYTES = 160
+
+
+@dataclass
+class Tally:
+    """What the callers of one process measured; merged across processes by the report."""
+
+    calls_completed: int = 0
+    calls_failed: int = 0
+    turns: int = 0
+    frames_sent: int = 0
+    frames_due: int = 0
+    frames_late: int = 0
+    max_lateness_ms: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list)
+    rpc_errors: Counter[str] = field(default_factory=Counter)
+    active: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "calls_completed": self.calls_completed,
+            "calls_failed": self.calls_failed,
+            "turns": self.turns,
+            "frames_sent": self.frames_sent,
+            "frames_due": self.frames_due,
+            "frames_late": self.frames_late,
+            "max_lateness_ms": round(self.max_lateness_ms, 3),
+            "latencies_ms": [round(x, 3) for x in self.latencies_ms],
+            "rpc_errors": dict(self.rpc_errors),
+        }
+
+
+def _first_audio_latency_ms(result: RpcResult) -> float | None:
+    """END_OF_INPUT (or, from a server that never sends it, the half-close) → first audio."""
+    end = result.time_of("END_OF_INPUT")
+    if end is None:
+        end = result.time_of("half-close")
+    audio = next((t for t, what in result.timeline if what.endswith(" audio")), None)
+    if end is None or audio is None or audio < end:
+        return None
+    return (audio - end) * 1000.0
+
+
+class _Caller:
+    """Runs one call of the script on a simulator and adds what it saw to the tally."""
+
+    def __init__(self, scenario: Scenario, tally: Tally, frames: dict[int, list[bytes]]) -> None:
+        self.scenario = scenario
+        self.tally = tally
+        self.frames = frames
+
+    def _check(self, result: RpcResult) -> bool:
+        if result.code != grpc.StatusCode.OK:
+            self.tally.rpc_errors[result.code.name] += 1
+            return False
+        return True
+
+    async def call(self, sim: WebexSimulator, turns: int | None, until: float | None) -> None:
+        tally = self.tally
+        call = sim.call(self.scenario.virtual_agent_id)
+        tally.active += 1
+        ok = True
+        try:
+            ok = self._check(await call.start())
+            done = 0
+            script = self.scenario.script
+            while ok:
+                if turns is not None and done >= turns:
+                    break
+                if until is not None and time.monotonic() >= until:
+                    break
+                step = script[done % len(script)]
+                ok = await self._step(call, step)
+                done += 1
+                tally.turns += 1
+            ended = await call.hang_up()
+            ok = self._check(ended) and ok
+        except grpc.aio.AioRpcError as exc:
+            tally.rpc_errors[exc.code().name] += 1
+            ok = False
+        finally:
+            tally.active -= 1
+        if ok:
+            tally.calls_completed += 1
+        else:
+            tally.calls_failed += 1
+
+    async def _step(self, call: SimulatedCall, step: Step) -> bool:
+        if step.kind == "dtmf":
+            return self._check(await call.dtmf(step.digits))
+        result = await self._say(call, self.frames[step.ms])
+        if not self._check(result):
+            return False
+        latency = _first_audio_latency_ms(result)
+        if latency is not None:
+            self.tally.latencies_ms.append(latency)
+        return True
+
+    async def _say(self, call: SimulatedCall, frames: list[bytes]) -> RpcResult:
+        """One audio RPC paced in real time until END_OF_INPUT or the end of the audio."""
+        tally, late_s = self.tally, self.scenario.late_ms / 1000.0
+        eoi = asyncio.Event()
+        holder: dict[str, RpcResult] = {}
+
+        async def requests() -> AsyncIterator[pb.VoiceVARequest]:
+            # The simulator's own request building, as Webex sends it: settings first,
+            # then a few tiny bytes, then 160 B every 20 ms.
+            yield call._request(
+                audio_input=pb.VoiceInput(
+                    encoding=pb.VoiceInput.MULAW_FORMAT, sample_rate_hertz=8000
+                )
+            )
+            yield call._request(audio_input=pb.VoiceInput(caller_audio=b"\xff\xff\xff"))
+            start = time.monotonic()
+            sent = 0
+            try:
+                for n, frame in enumerate(frames):
+                    if eoi.is_set():
+                        break
+                    due = start + n * _FRAME_S
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    yield call._request(audio_input=pb.VoiceInput(caller_audio=frame))
+                    # Resumed once the write of this frame has completed.
+                    lateness = time.monotonic() - due
+                    sent += 1
+                    if lateness > late_s:
+                        tally.frames_late += 1
+                    tally.max_lateness_ms = max(tally.max_lateness_ms, lateness * 1000.0)
+            finally:
+                elapsed = time.monotonic() - start
+                tally.frames_sent += sent
+                tally.frames_due += max(sent, min(len(frames), int(elapsed / _FRAME_S) + 1))
+                holder["r"].frames_sent = sent
+
+        return await call._rpc("audio", requests(), eoi, holder)
+
+
+def _frames_for(scenario: Scenario) -> dict[int, list[bytes]]:
+    """μ-law frames of each utterance length in the script, with lead and trail silence."""
+    silence = b"\xff" * _FRAME_BYTES
+    lead = [silence] * (scenario.lead_silence_ms // 20)
+    trail = [silence] * (scenario.trail_silence_ms // 20)
+    out: dict[int, list[bytes]] = {}
+    for step in scenario.script:
+        if step.kind == "say" and step.ms not in out:
+            ulaw = pcm_to_ulaw(speech_pcm(step.ms, seed=step.ms))
+            speech = [ulaw[i : i + _FRAME_BYTES] for i in range(0, len(ulaw), _FRAME_BYTES)]
+            out[step.ms] = lead + [f for f in speech if len(f) == _FRAME_BYTES] + trail
+    return out
+
+
+async def run_callers(
+    target: str,
+    scenario: Scenario,
+    callers: int,
+    *,
+    offset: int = 0,
+    tally: Tally | None = None,
+    on_start: Callable[[], None] | None = None,
+) -> Tally:
+    """Run ``callers`` concurrent callers against ``target`` for one step of ``scenario``.
+
+    Caller ``i`` starts at ``(offset + i) / scenario.calls * ramp_s`` so that processes
+    sharing a step interleave their starts. Everything is cancelled at the step's
+    hard deadline; calls cut off then count as failed.
+    """
+    tally = tally or Tally()
+    frames = _frames_for(scenario)
+    started = time.monotonic()
+    until = started + scenario.ramp_s + scenario.duration_s if scenario.duration_s else None
+    budget = [scenario.max_calls]
+
+    async def caller(index: int, sim: WebexSimulator) -> None:
+        await asyncio.sleep((offset + index) / scenario.calls * scenario.ramp_s)
+        runner = _Caller(scenario, tally, frames)
+        while budget[0] > 0:
+            budget[0] -= 1
+            await runner.call(sim, scenario.turns, until)
+            if until is None or time.monotonic() >= until:
+                break
+
+    # A few channels, as Webex spreads calls over connections.
+    sims = [WebexSimulator(target, realtime=True) for _ in range(max(1, min(8, callers // 50)))]
+    if on_start is not None:
+        on_start()
+    tasks = [asyncio.create_task(caller(i, sims[i % len(sims)])) for i in range(callers)]
+    try:
+        _, pending = await asyncio.wait(tasks, timeout=scenario.deadline_s)
+        for task in pending:
+            task.cancel()
+        cut = await asyncio.gather(*pending, return_exceptions=True)
+        tally.calls_failed += len(cut)
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                exc = task.exception()
+                tally.rpc_errors[type(exc).__name__] += 1
+    finally:
+        for sim in sims:
+            await sim.close()
+    return tally

@@ -1,0 +1,318 @@
+"""``byova-media loadtest HOST:PORT``: steps of concurrent real-time calls, JSON and a chart.
+
+Every run is bounded (step deadlines, a cap on calls, concurrency and duration) and
+talks only to the address it is given, plus the bare sink it starts itself on
+127.0.0.1 when ``--baseline`` asks for a side-by-side reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from byova_media.loadtest.generator import ServerProbe, StepRunner
+from byova_media.loadtest.report import machine, write_chart, write_json
+from byova_media.loadtest.scenario import (
+    MAX_CALLS,
+    MAX_CONCURRENCY,
+    MAX_DURATION_S,
+    Scenario,
+    parse_script,
+)
+
+__all__ = ["add_loadtest_parser", "run_loadtest", "start_sink_process", "summarize_runs"]
+
+_SINK_READY_TIMEOUT_S = 30.0
+
+
+def _concurrency(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of counts"
+        ) from None
+    if not values or any(not 0 < v <= MAX_CONCURRENCY for v in values):
+        raise argparse.ArgumentTypeError(f"each count must be 1..{MAX_CONCURRENCY}")
+    return values
+
+
+def _script(text: str) -> tuple[Any, ...]:
+    try:
+        return parse_script(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_loadtest_parser(sub: Any) -> None:
+    """Register the ``loadtest`` sub-command on the ``byova-media`` parser."""
+    p = sub.add_parser(
+        "loadtest",
+        help="place many concurrent real-time simulated calls and report capacity",
+        description=__doc__,
+    )
+    p.add_argument("target", help="HOST:PORT of the BYOVA server under test")
+    p.add_argument(
+        "--calls",
+        type=_concurrency,
+        default=[10],
+        metavar="N[,N...]",
+        help="concurrent calls; a list runs one step per value (default 10)",
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--duration", type=float, metavar="S", help="seconds per step (default 10)")
+    mode.add_argument(
+        "--turns", type=int, metavar="N", help="one call of N script steps per caller"
+    )
+    p.add_argument(
+        "--script",
+        type=_script,
+        default=parse_script("say:1200"),
+        help="what each caller does per turn, e.g. say:1200,dtmf:12# (default say:1200)",
+    )
+    p.add_argument("--agent", default="", help="virtual_agent_id (default: the server's default)")
+    p.add_argument(
+        "--ramp", type=float, default=2.0, metavar="S", help="spread call starts over S s"
+    )
+    p.add_argument("--processes", type=int, default=1, help="caller processes (default 1)")
+    p.add_argument("--repeat", type=int, default=1, help="run every step this many times")
+    p.add_argument("--late-ms", type=float, default=40.0, help="a frame this late is late")
+    p.add_argument("--max-calls", type=int, default=100_000, help="cap on calls per step")
+    p.add_argument("--server-pid", type=int, help="pid of a local server: report its CPU and RSS")
+    p.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also run every step against a bare grpc.aio sink started on 127.0.0.1",
+    )
+    p.add_argument(
+        "--idle-conversations",
+        type=int,
+        default=0,
+        metavar="N",
+        help="first open N idle conversations and report RSS per conversation",
+    )
+    p.add_argument("--json", type=Path, default=Path("loadtest.json"), help="JSON report path")
+    p.add_argument("--chart", type=Path, default=Path("loadtest.png"), help="PNG chart path")
+    p.add_argument("--no-chart", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run_loadtest)
+
+
+@contextmanager
+def start_sink_process() -> Iterator[tuple[str, int]]:
+    """Run the bare sink in its own process (so its CPU is its own); yield target and pid."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "byova_media.loadtest.sink", "--host", "127.0.0.1", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + _SINK_READY_TIMEOUT_S
+        line = ""
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if line.startswith("sink listening on ") or not line:
+                break
+        if not line.startswith("sink listening on "):
+            raise OSError("the baseline sink did not start")
+        yield line.rsplit(" ", 1)[1].strip(), proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _scenario(args: argparse.Namespace, calls: int) -> Scenario:
+    turns = args.turns
+    duration = None if turns is not None else (args.duration or 10.0)
+    return Scenario(
+        calls=calls,
+        duration_s=duration,
+        turns=turns,
+        script=args.script,
+        virtual_agent_id=args.agent,
+        ramp_s=args.ramp,
+        late_ms=args.late_ms,
+        max_calls=args.max_calls,
+    )
+
+
+def _median_spread(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {
+        "median": round(statistics.median(values), 3),
+        "min": round(min(values), 3),
+        "max": round(max(values), 3),
+    }
+
+
+def summarize_runs(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians with spread per server and concurrency, the ratios, and each server's knee."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for step in steps:
+        groups.setdefault((step["label"], step["concurrency"]), []).append(step)
+    rows: list[dict[str, Any]] = []
+    for (label, calls), runs in sorted(groups.items()):
+
+        def values(*path: str, runs: list[dict[str, Any]] = runs) -> list[float]:
+            out = []
+            for run in runs:
+                value: Any = run
+                for key in path:
+                    value = value.get(key) if isinstance(value, dict) else None
+                if value is not None:
+                    out.append(float(value))
+            return out
+
+        rows.append(
+            {
+                "label": label,
+                "concurrency": calls,
+                "runs": len(runs),
+                "clean": all(r["frames_late"] == 0 and r["calls_failed"] == 0 for r in runs),
+                "frames_late": _median_spread(values("frames_late")),
+                "latency_p50_ms": _median_spread(values("latency_ms", "p50")),
+                "latency_p99_ms": _median_spread(values("latency_ms", "p99")),
+                "cpu_us_per_frame": _median_spread(values("server", "cpu_us_per_frame")),
+                "cpu_percent": _median_spread(values("server", "cpu_percent")),
+                "rss_peak_mb": _median_spread(values("server", "rss_peak_mb")),
+            }
+        )
+    knee = {
+        label: max(
+            (r["concurrency"] for r in rows if r["label"] == label and r["clean"]), default=0
+        )
+        for label in dict.fromkeys(r["label"] for r in rows)
+    }
+    ratios = []
+    by_key = {(r["label"], r["concurrency"]): r for r in rows}
+    for (label, calls), row in by_key.items():
+        sink = by_key.get(("sink", calls))
+        if label == "sink" or sink is None:
+            continue
+
+        def ratio(key: str, row: dict[str, Any] = row, sink: dict[str, Any] = sink) -> float | None:
+            a, b = row.get(key), sink.get(key)
+            if not a or not b or not b["median"]:
+                return None
+            return round(float(a["median"]) / float(b["median"]), 3)
+
+        ratios.append(
+            {
+                "concurrency": calls,
+                "cpu_per_frame_ratio": ratio("cpu_us_per_frame"),
+                "latency_p99_ratio": ratio("latency_p99_ms"),
+            }
+        )
+    return {"rows": rows, "max_clean_concurrency": knee, "vs_sink": ratios}
+
+
+async def _idle_rss(target: str, probe: ServerProbe, count: int, agent: str) -> dict[str, Any]:
+    """RSS the server adds per conversation that has started and sits idle."""
+    from byova_media.testing.simulator import WebexSimulator
+
+    async with WebexSimulator(target, realtime=False) as sim:
+        calls = [sim.call(agent) for _ in range(count)]
+        before = probe.rss_mb()
+        for batch in range(0, count, 100):
+            await asyncio.gather(*(c.start() for c in calls[batch : batch + 100]))
+        await asyncio.sleep(0.5)
+        after = probe.rss_mb()
+        for batch in range(0, count, 100):
+            await asyncio.gather(*(c.hang_up() for c in calls[batch : batch + 100]))
+    return {
+        "conversations": count,
+        "rss_before_mb": round(before, 2),
+        "rss_after_mb": round(after, 2),
+        "kib_per_conversation": round((after - before) * 1024 / count, 2),
+    }
+
+
+async def _run(args: argparse.Namespace) -> dict[str, Any]:
+    probe = ServerProbe(args.server_pid) if args.server_pid else None
+    progress = not args.no_progress
+    document: dict[str, Any] = {
+        "target": args.target,
+        "machine": machine(),
+        "processes": args.processes,
+        "scenario": _scenario(args, args.calls[0]).to_dict() | {"calls": args.calls},
+        "steps": [],
+    }
+    if probe is not None and args.idle_conversations:
+        document["idle"] = await _idle_rss(args.target, probe, args.idle_conversations, args.agent)
+    runner = StepRunner(args.target, args.processes, probe, progress)
+    with start_sink_process() if args.baseline else _no_sink() as sink:
+        sink_runner = (
+            StepRunner(sink[0], args.processes, ServerProbe(sink[1]), progress) if sink else None
+        )
+        for _ in range(args.repeat):
+            for calls in args.calls:
+                scenario = _scenario(args, calls)
+                document["steps"].append(await runner.run("byova", scenario))
+                if sink_runner is not None:
+                    document["steps"].append(await sink_runner.run("sink", scenario))
+    document["machine"]["load_average_after"] = machine()["load_average"]
+    document["summary"] = summarize_runs(document["steps"])
+    return document
+
+
+@contextmanager
+def _no_sink() -> Iterator[None]:
+    yield None
+
+
+def _validate(args: argparse.Namespace) -> str | None:
+    if args.duration is not None and not 0 < args.duration <= MAX_DURATION_S:
+        return f"--duration must be in (0, {MAX_DURATION_S:.0f}]"
+    if not 1 <= args.processes <= 64:
+        return "--processes must be 1..64"
+    if not 1 <= args.repeat <= 100:
+        return "--repeat must be 1..100"
+    if not 1 <= args.max_calls <= MAX_CALLS:
+        return f"--max-calls must be 1..{MAX_CALLS}"
+    if args.idle_conversations and not args.server_pid:
+        return "--idle-conversations needs --server-pid to read the server's memory"
+    if not 0 <= args.idle_conversations <= 100_000:
+        return "--idle-conversations must be 0..100000"
+    return None
+
+
+def run_loadtest(args: argparse.Namespace) -> int:
+    """Run the steps, write JSON (and the chart), print one line per step; 1 if calls failed."""
+    if (problem := _validate(args)) is not None:
+        print(f"byova-media loadtest: error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        import uvloop
+    except ImportError:  # the default loop works, at a higher cost per frame
+        document = asyncio.run(_run(args))
+    else:
+        document = uvloop.run(_run(args))
+    write_json(args.json, document)
+    if not args.no_chart:
+        write_chart(args.chart, document["steps"])
+    for step in document["steps"]:
+        latency, server = step["latency_ms"], step.get("server", {})
+        print(
+            f"{step['label']:>6} x{step['concurrency']:<5d} calls ok {step['calls_completed']:5d} "
+            f"failed {step['calls_failed']:4d}  frames {step['frames_sent']}/{step['frames_due']} "
+            f"late {step['frames_late']}  p50/p95/p99 {latency['p50']}/{latency['p95']}/"
+            f"{latency['p99']} ms  cpu {server.get('cpu_percent', '-')}% "
+            f"{server.get('cpu_us_per_frame', '-')} µs/frame  errors {step['rpc_errors'] or '-'}"
+        )
+    print(f"wrote {args.json}" + ("" if args.no_chart else f" and {args.chart}"))
+    failed = sum(step["calls_failed"] for step in document["steps"])
+    return 1 if failed else 0

@@ -1,0 +1,180 @@
+"""One load step: callers (in this process or several) plus the server's CPU and memory.
+
+Server figures come from psutil when the server runs on this machine and its pid is
+known: CPU seconds (user + system, all threads) over the step, CPU per inbound frame,
+and RSS sampled once a second (its slope over a long step is the soak figure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from byova_media.loadtest.caller import Tally, run_callers
+from byova_media.loadtest.report import summarize
+from byova_media.loadtest.scenario import Scenario
+
+__all__ = ["ServerProbe", "StepRunner", "rss_slope_mb_per_min"]
+
+
+class ServerProbe:
+    """CPU time and memory of a local server process, read with psutil."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self.pid = pid
+        self._proc = psutil.Process(pid)
+
+    def cpu_s(self) -> float:
+        times = self._proc.cpu_times()
+        return float(times.user + times.system)
+
+    def rss_mb(self) -> float:
+        return float(self._proc.memory_info().rss) / 2**20
+
+
+def rss_slope_mb_per_min(samples: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of RSS over time, in MiB per minute (``None`` under 3 samples)."""
+    if len(samples) < 3:
+        return None
+    n = len(samples)
+    mean_t = sum(t for t, _ in samples) / n
+    mean_m = sum(m for _, m in samples) / n
+    var = sum((t - mean_t) ** 2 for t, _ in samples)
+    if var == 0:
+        return None
+    cov = sum((t - mean_t) * (m - mean_m) for t, m in samples)
+    return cov / var * 60.0
+
+
+def _worker(target: str, scenario: dict[str, Any], callers: int, offset: int) -> dict[str, Any]:
+    """Entry point of a caller process: run its share of a step and return its tally."""
+    tally = _run_loop(run_callers(target, Scenario.from_dict(scenario), callers, offset=offset))
+    return tally.to_dict()
+
+
+def _run_loop(coro: Any) -> Tally:
+    try:
+        import uvloop
+    except ImportError:  # the default loop works, at a higher cost per frame
+        return asyncio.run(coro)  # type: ignore[no-any-return]
+    return uvloop.run(coro)  # type: ignore[no-any-return]
+
+
+@dataclass
+class StepRunner:
+    """Runs steps against one target with ``processes`` caller processes."""
+
+    target: str
+    processes: int = 1
+    probe: ServerProbe | None = None
+    progress: bool = True
+
+    async def run(self, label: str, scenario: Scenario) -> dict[str, Any]:
+        """Run one step and return its summary (see :func:`report.summarize`)."""
+        probe = self.probe
+        cpu0 = probe.cpu_s() if probe else 0.0
+        rss0 = probe.rss_mb() if probe else 0.0
+        rss: list[tuple[float, float]] = []
+        started = time.monotonic()
+        local = Tally()
+        stop = asyncio.Event()
+        watcher = asyncio.create_task(self._watch(label, scenario, local, started, rss, stop))
+        try:
+            tallies = await self._callers(scenario, local)
+        finally:
+            stop.set()
+            await watcher
+        wall = time.monotonic() - started
+        step = summarize(label, scenario.calls, tallies, wall)
+        if probe is not None:
+            cpu = probe.cpu_s() - cpu0
+            frames = step["frames_sent"]
+            peak = max((m for _, m in rss), default=probe.rss_mb())
+            step["server"] = {
+                "pid": probe.pid,
+                "cpu_s": round(cpu, 3),
+                "cpu_percent": round(100.0 * cpu / wall, 1) if wall else None,
+                "cpu_us_per_frame": round(cpu / frames * 1e6, 2) if frames else None,
+                "rss_start_mb": round(rss0, 2),
+                "rss_peak_mb": round(peak, 2),
+                "rss_end_mb": round(probe.rss_mb(), 2),
+                "rss_slope_mb_per_min": _round(rss_slope_mb_per_min(rss)),
+            }
+        if self.progress:
+            print(file=sys.stderr)
+        return step
+
+    async def _callers(self, scenario: Scenario, local: Tally) -> list[dict[str, Any]]:
+        if self.processes <= 1:
+            return [
+                (await run_callers(self.target, scenario, scenario.calls, tally=local)).to_dict()
+            ]
+        shares = [scenario.calls // self.processes] * self.processes
+        for i in range(scenario.calls % self.processes):
+            shares[i] += 1
+        loop = asyncio.get_running_loop()
+        context = multiprocessing.get_context("spawn")  # no gRPC state crosses a fork
+        with ProcessPoolExecutor(self.processes, mp_context=context) as pool:
+            futures = []
+            offset = 0
+            for share in shares:
+                if share:
+                    futures.append(
+                        loop.run_in_executor(
+                            pool, _worker, self.target, scenario.to_dict(), share, offset
+                        )
+                    )
+                offset += share
+            return list(await asyncio.gather(*futures))
+
+    async def _watch(
+        self,
+        label: str,
+        scenario: Scenario,
+        local: Tally,
+        started: float,
+        rss: list[tuple[float, float]],
+        stop: asyncio.Event,
+    ) -> None:
+        """Sample server memory each second and draw the progress bar on stderr."""
+        total = (
+            scenario.deadline_s
+            if scenario.duration_s is None
+            else (scenario.duration_s + scenario.ramp_s)
+        )
+        while not stop.is_set():
+            elapsed = time.monotonic() - started
+            if self.probe is not None:
+                try:
+                    rss.append((elapsed, self.probe.rss_mb()))
+                except Exception:  # the server exited; the step will report what it has
+                    self.probe = None
+            if self.progress:
+                filled = min(30, int(30 * elapsed / total)) if total else 30
+                detail = (
+                    f"active {local.active:4d}  done {local.calls_completed:5d}  "
+                    f"failed {local.calls_failed:4d}  late {local.frames_late:5d}"
+                    if self.processes <= 1
+                    else f"{self.processes} processes"
+                )
+                print(
+                    f"\r{label:>6} x{scenario.calls:<5d} [{'#' * filled:<30}] "
+                    f"{elapsed:6.1f}s  {detail}",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)

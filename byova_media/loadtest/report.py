@@ -1,0 +1,120 @@
+"""Summaries of load steps: percentiles, the JSON document, and the PNG chart."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["machine", "percentile", "summarize", "write_chart", "write_json"]
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q``-th percentile (0-100) by linear interpolation; ``None`` for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100.0
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def _round(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def summarize(
+    label: str, concurrency: int, tallies: Sequence[dict[str, Any]], wall_s: float
+) -> dict[str, Any]:
+    """Merge the tallies of one step's processes into the step's figures."""
+    latencies = [x for t in tallies for x in t["latencies_ms"]]
+    errors: dict[str, int] = {}
+    for tally in tallies:
+        for name, count in tally["rpc_errors"].items():
+            errors[name] = errors.get(name, 0) + count
+
+    def total(key: str) -> int:
+        return sum(int(t[key]) for t in tallies)
+
+    return {
+        "label": label,
+        "concurrency": concurrency,
+        "wall_s": round(wall_s, 3),
+        "calls_completed": total("calls_completed"),
+        "calls_failed": total("calls_failed"),
+        "turns": total("turns"),
+        "frames_sent": total("frames_sent"),
+        "frames_due": total("frames_due"),
+        "frames_late": total("frames_late"),
+        "max_lateness_ms": max((float(t["max_lateness_ms"]) for t in tallies), default=0.0),
+        "latency_ms": {
+            "n": len(latencies),
+            "p50": _round(percentile(latencies, 50)),
+            "p95": _round(percentile(latencies, 95)),
+            "p99": _round(percentile(latencies, 99)),
+            "max": _round(max(latencies, default=None)),
+        },
+        "rpc_errors": errors,
+    }
+
+
+def machine() -> dict[str, Any]:
+    """Where the figures were measured."""
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "implementation": sys.implementation.name,
+        "platform": platform.platform(),
+        "load_average": [round(x, 2) for x in load] if load else None,
+    }
+
+
+def write_json(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+
+
+def write_chart(path: Path, steps: Sequence[dict[str, Any]]) -> None:
+    """Latency percentiles and server CPU against concurrency, one line per server."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, (lat_ax, cpu_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
+    labels = list(dict.fromkeys(s["label"] for s in steps))
+    for n, label in enumerate(labels):
+        mine = sorted((s for s in steps if s["label"] == label), key=lambda s: s["concurrency"])
+        xs = [s["concurrency"] for s in mine]
+        style = "-" if n == 0 else "--"
+        for q, marker in (("p50", "o"), ("p95", "s"), ("p99", "^")):
+            ys = [s["latency_ms"][q] for s in mine]
+            lat_ax.plot(
+                xs,
+                [math.nan if y is None else y for y in ys],
+                style,
+                marker=marker,
+                label=f"{label} {q}",
+            )
+        cpu = [s.get("server", {}).get("cpu_percent") for s in mine]
+        if any(c is not None for c in cpu):
+            cpu_ax.plot(
+                xs, [math.nan if c is None else c for c in cpu], style, marker="o", label=label
+            )
+    lat_ax.set(xlabel="concurrent calls", ylabel="ms", title="END_OF_INPUT → first reply audio")
+    cpu_ax.set(xlabel="concurrent calls", ylabel="% of one core", title="server CPU")
+    for ax in (lat_ax, cpu_ax):
+        ax.grid(True, alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
