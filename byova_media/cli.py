@@ -13,6 +13,7 @@ from typing import Any
 
 from byova_media import __version__
 from byova_media.config import Config, ConfigError
+from byova_media.loadtest.command import add_loadtest_parser
 from byova_media.logs import setup_logging
 from byova_media.plugins import PluginError, PluginHost
 from byova_media.scaffold import add_parser as add_new_plugin_parser
