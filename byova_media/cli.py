@@ -157,6 +157,7 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     p.add_argument("--fast", action="store_true", help="send audio faster than real time")
     p.set_defaults(func=_call)
     add_new_plugin_parser(sub)
+    add_loadtest_parser(sub)
     host.add_commands(sub)
     return parser
 
