@@ -1,4 +1,4 @@
-"""examples/dtmf_menu: the keypad menu, loaded as ``--plugin dtmf_menu``, called by the simulator."""
+"""examples/dtmf_menu: the keypad menu, loaded as ``--plugin dtmf_menu``, on simulated calls."""
 
 from __future__ import annotations
 
