@@ -48,6 +48,9 @@ class Config(BaseModel):
     default_virtual_agent: str | None = None
     # --- conversations ---
     max_conversations: int = Field(10_000, ge=1)
+    #: Refuse new calls while the event loop lags or the process CPU is above these (off: None).
+    max_loop_lag_ms: float | None = Field(None, gt=0)
+    max_cpu_percent: float | None = Field(None, gt=0)
     conversation_ttl_s: float = Field(900.0, gt=0)
     reply_mode: Literal["chunk", "wav"] = "chunk"
     chunk_bytes: int = Field(8000, ge=100, le=65536)

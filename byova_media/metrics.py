@@ -45,6 +45,11 @@ class Metrics:
             "byova_admission_rejections", "New conversations refused", ["reason"], registry=r
         )
         self.barge_ins = Counter("byova_barge_ins", "Prompts interrupted by the caller", registry=r)
+        self.loop_lag = Gauge(
+            "byova_event_loop_lag_seconds",
+            "Worst recent event-loop lag (sampled when admission control is on)",
+            registry=r,
+        )
         self.turn_latency = Histogram(
             "byova_turn_latency_seconds",
             "END_OF_INPUT to first reply audio sent",
