@@ -21,6 +21,7 @@ from byova_media.audio.framing import PlayoutTracker
 from byova_media.call import Call
 
 if TYPE_CHECKING:
+    from byova_media.admission import AdmissionMonitor
     from byova_media.app import App
 
 __all__ = ["AdmissionError", "Conversation", "ConversationRegistry", "Playback"]
@@ -103,6 +104,8 @@ class ConversationRegistry:
         self._items: dict[str, Conversation] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self.on_expire: Callable[[Conversation], object] | None = None
+        #: Load-based admission (loop lag / CPU); the server sets it when configured.
+        self.admission: AdmissionMonitor | None = None
 
     def __len__(self) -> int:
         return len(self._items)
@@ -133,6 +136,9 @@ class ConversationRegistry:
                 "RESOURCE_EXHAUSTED",
                 f"server holds its maximum of {config.max_conversations} conversations",
             )
+        if self.admission is not None and (overload := self.admission.overload()) is not None:
+            self.app.metrics.admission_rejections.labels(reason=overload.reason).inc()
+            raise AdmissionError("RESOURCE_EXHAUSTED", overload.message)
         call = Call(
             app=self.app,
             conversation_id=conversation_id,
