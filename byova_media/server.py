@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 
 from byova_media._proto import voicevirtualagent_pb2 as pb
 from byova_media._proto import voicevirtualagent_pb2_grpc as pb_grpc
+from byova_media.admission import AdmissionMonitor
 from byova_media.app import App
 from byova_media.config import Config, ConfigError
 from byova_media.conversation import ConversationRegistry
@@ -47,6 +48,7 @@ class Server:
         self._health = health.aio.HealthServicer()
         self._servicer: VoiceVirtualAgentServicer | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self.admission: AdmissionMonitor | None = None
         self._ready = False
         self._stopped = asyncio.Event()
 
@@ -83,6 +85,14 @@ class Server:
                 f"default_virtual_agent {config.default_virtual_agent!r} is not registered"
             )
         registry = ConversationRegistry(app, agents, default)
+        if config.max_loop_lag_ms is not None or config.max_cpu_percent is not None:
+            self.admission = AdmissionMonitor(
+                max_loop_lag_ms=config.max_loop_lag_ms,
+                max_cpu_percent=config.max_cpu_percent,
+                metrics=app.metrics,
+            )
+            registry.admission = self.admission
+            self.admission.start()
         self._servicer = VoiceVirtualAgentServicer(app, registry, vads[config.vad])
         options = [
             ("grpc.max_receive_message_length", config.max_message_bytes),
@@ -169,6 +179,8 @@ class Server:
         self.app.draining = True
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self.admission is not None:
+            await self.admission.stop()
         if self._grpc is not None:
             await self._grpc.stop(grace_s)
         if self._servicer is not None:

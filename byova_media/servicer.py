@@ -26,6 +26,7 @@ from byova_media.conversation import AdmissionError, Conversation, ConversationR
 from byova_media.logs import conversation_id_var, tracking_id_var
 from byova_media.replies import error_reply, send_reply
 from byova_media.rpc import RpcAbort, RpcOutput
+from byova_media.tracing import Tracing
 from byova_media.wire import FINAL, digits_from_events, event_response, struct_to_dict
 
 __all__ = ["VoiceVirtualAgentServicer"]
@@ -50,6 +51,7 @@ class VoiceVirtualAgentServicer(pb_grpc.VoiceVirtualAgentServicer):
         self.registry = registry
         self.vad_factory = vad_factory
         self.active_rpcs = 0
+        self.tracing = Tracing.create()
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -86,7 +88,7 @@ class VoiceVirtualAgentServicer(pb_grpc.VoiceVirtualAgentServicer):
         self._idle.clear()
         self.app.metrics.active_rpcs.inc()
         kind = "unknown"
-        task = asyncio.create_task(self._handle(request_iterator, out, tracking))
+        task = asyncio.create_task(self._traced(request_iterator, out, tracking))
         task.add_done_callback(lambda _t: out.close())
         status = "OK"
         try:
@@ -115,6 +117,14 @@ class VoiceVirtualAgentServicer(pb_grpc.VoiceVirtualAgentServicer):
     async def wait_idle(self) -> None:
         """Return when no ``ProcessCallerInput`` RPC is open (used by the drain)."""
         await self._idle.wait()
+
+    async def _traced(
+        self, requests: AsyncIterator[pb.VoiceVARequest], out: RpcOutput, tracking: str
+    ) -> str:
+        """:meth:`_handle` inside an RPC span (OpenTelemetry, when installed)."""
+        with self.tracing.rpc() as span:
+            span.kind = await self._handle(requests, out, tracking)
+            return span.kind
 
     async def _handle(
         self, requests: AsyncIterator[pb.VoiceVARequest], out: RpcOutput, tracking: str
@@ -185,6 +195,9 @@ class VoiceVirtualAgentServicer(pb_grpc.VoiceVirtualAgentServicer):
             self.app.metrics.plugin_errors.labels(plugin=spec.virtual_agent_id).inc()
             log.exception("agent factory of %r failed", spec.virtual_agent_id)
             raise RpcAbort("INTERNAL", "the virtual agent could not be created") from exc
+        self.tracing.call_started(
+            conv.call.conversation_id, spec.virtual_agent_id, first.customer_org_id
+        )
         if adopt:
             # A restart or another instance started this call: carry on without a welcome.
             log.info("adopting conversation that started elsewhere")
@@ -338,6 +351,7 @@ class VoiceVirtualAgentServicer(pb_grpc.VoiceVirtualAgentServicer):
             return
         conv.ended = True
         self.registry.remove(conv.call.conversation_id)
+        self.tracing.call_ended(conv.call.conversation_id, reason, conv.turns)
         try:
             await asyncio.wait_for(
                 conv.agent.on_end(conv.call, reason), self.app.config.agent_timeout_s
