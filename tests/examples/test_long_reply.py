@@ -24,10 +24,10 @@ def one_final(result: RpcResult) -> None:
     assert len(result.finals) == 1 and result.responses[-1] is result.final
 
 
-async def first_audio(call: SimulatedCall) -> None:
-    """Wait (up to 10 s) until the newest RPC of ``call`` has received reply audio."""
+async def first_audio(call: SimulatedCall, rpc: int) -> None:
+    """Wait (up to 10 s) until RPC number ``rpc`` (from 0) of ``call`` has received audio."""
     for _ in range(500):
-        if call.history and any("audio" in w for _, w in call.history[-1].timeline):
+        if len(call.history) > rpc and any("audio" in w for _, w in call.history[rpc].timeline):
             return
         await asyncio.sleep(0.02)
     raise AssertionError("no reply audio arrived")
@@ -47,7 +47,7 @@ async def test_barge_in_stops_the_story_and_the_next_turn_resumes_it(
     one_final(await call.start())
 
     telling = asyncio.create_task(call.say(speech(400)))
-    await first_audio(call)
+    await first_audio(call, 1)
     await asyncio.sleep(1.5)  # the caller hears about two sentences, then talks over them
     stop = await call.say(speech(400, seed=2), lead_silence_ms=100)
     story = await telling
