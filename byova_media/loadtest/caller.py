@@ -41,6 +41,8 @@ class Tally:
     max_lateness_ms: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
     rpc_errors: Counter[str] = field(default_factory=Counter)
+    #: The first message seen for each error status (to tell causes apart).
+    error_details: dict[str, str] = field(default_factory=dict)
     active: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -54,7 +56,13 @@ class Tally:
             "max_lateness_ms": round(self.max_lateness_ms, 3),
             "latencies_ms": [round(x, 3) for x in self.latencies_ms],
             "rpc_errors": dict(self.rpc_errors),
+            "error_details": dict(self.error_details),
         }
+
+    def error(self, code: str, details: str, where: str) -> None:
+        """Count an RPC that ended with a status other than OK."""
+        self.rpc_errors[code] += 1
+        self.error_details.setdefault(code, f"{where}: {details[:200]}")
 
 
 def _first_audio_latency_ms(result: RpcResult) -> float | None:
@@ -78,7 +86,7 @@ class _Caller:
 
     def _check(self, result: RpcResult) -> bool:
         if result.code != grpc.StatusCode.OK:
-            self.tally.rpc_errors[result.code.name] += 1
+            self.tally.error(result.code.name, result.details, result.kind)
             return False
         return True
 
@@ -103,7 +111,7 @@ class _Caller:
             ended = await call.hang_up()
             ok = self._check(ended) and ok
         except grpc.aio.AioRpcError as exc:
-            tally.rpc_errors[exc.code().name] += 1
+            tally.error(exc.code().name, exc.details() or "", "call")
             ok = False
         finally:
             tally.active -= 1
@@ -222,7 +230,7 @@ async def run_callers(
         for task in tasks:
             if task.done() and not task.cancelled() and task.exception() is not None:
                 exc = task.exception()
-                tally.rpc_errors[type(exc).__name__] += 1
+                tally.error(type(exc).__name__, str(exc), "caller")
     finally:
         for sim in sims:
             await sim.close()

@@ -35,9 +35,12 @@ def summarize(
     """Merge the tallies of one step's processes into the step's figures."""
     latencies = [x for t in tallies for x in t["latencies_ms"]]
     errors: dict[str, int] = {}
+    details: dict[str, str] = {}
     for tally in tallies:
         for name, count in tally["rpc_errors"].items():
             errors[name] = errors.get(name, 0) + count
+        for name, text in tally.get("error_details", {}).items():
+            details.setdefault(name, text)
 
     def total(key: str) -> int:
         return sum(int(t[key]) for t in tallies)
@@ -61,6 +64,7 @@ def summarize(
             "max": _round(max(latencies, default=None)),
         },
         "rpc_errors": errors,
+        "error_details": details,
     }
 
 
