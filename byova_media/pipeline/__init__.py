@@ -18,6 +18,7 @@ from byova_media.pipeline.agent import (
     custom_event_note,
     dtmf_note,
     no_input_note,
+    parse_dtmf_note,
 )
 from byova_media.pipeline.answer import AnswerRun
 from byova_media.pipeline.history import History, SpokenPiece, heard_text
@@ -45,4 +46,5 @@ __all__ = [
     "heard_text",
     "log_turn_latencies",
     "no_input_note",
+    "parse_dtmf_note",
 ]

@@ -49,6 +49,7 @@ __all__ = [
     "custom_event_note",
     "dtmf_note",
     "no_input_note",
+    "parse_dtmf_note",
 ]
 
 FRAME_MS = 20
@@ -57,6 +58,14 @@ FRAME_MS = 20
 def dtmf_note(digits: str) -> str:
     """How key presses appear to the model."""
     return f"[The caller pressed the keys: {' '.join(digits)}]"
+
+
+def parse_dtmf_note(text: str) -> str | None:
+    """The digits of a :func:`dtmf_note`, or ``None`` when ``text`` is not one."""
+    prefix, suffix = "[The caller pressed the keys: ", "]"
+    if text.startswith(prefix) and text.endswith(suffix):
+        return text[len(prefix) : -len(suffix)].replace(" ", "")
+    return None
 
 
 def no_input_note() -> str:
