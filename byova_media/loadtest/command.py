@@ -84,6 +84,12 @@ def add_loadtest_parser(sub: Any) -> None:
     )
     p.add_argument("--processes", type=int, default=1, help="caller processes (default 1)")
     p.add_argument("--repeat", type=int, default=1, help="run every step this many times")
+    p.add_argument(
+        "--trail-ms",
+        type=int,
+        default=1500,
+        help="silence after each utterance; the call stops sooner on END_OF_INPUT",
+    )
     p.add_argument("--late-ms", type=float, default=40.0, help="a frame this late is late")
     p.add_argument("--max-calls", type=int, default=100_000, help="cap on calls per step")
     p.add_argument("--server-pid", type=int, help="pid of a local server: report its CPU and RSS")
@@ -145,6 +151,7 @@ def _scenario(args: argparse.Namespace, calls: int) -> Scenario:
         virtual_agent_id=args.agent,
         ramp_s=args.ramp,
         late_ms=args.late_ms,
+        trail_silence_ms=args.trail_ms,
         max_calls=args.max_calls,
     )
 
@@ -279,6 +286,8 @@ def _validate(args: argparse.Namespace) -> str | None:
         return f"--duration must be in (0, {MAX_DURATION_S:.0f}]"
     if not 1 <= args.processes <= 64:
         return "--processes must be 1..64"
+    if not 0 <= args.trail_ms <= 60_000:
+        return "--trail-ms must be 0..60000"
     if not 1 <= args.repeat <= 100:
         return "--repeat must be 1..100"
     if not 1 <= args.max_calls <= MAX_CALLS:
