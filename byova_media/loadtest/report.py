@@ -55,6 +55,7 @@ def summarize(
         "frames_sent": total("frames_sent"),
         "frames_due": total("frames_due"),
         "frames_late": total("frames_late"),
+        "client_write_races": sum(int(t.get("client_write_races", 0)) for t in tallies),
         "max_lateness_ms": max((float(t["max_lateness_ms"]) for t in tallies), default=0.0),
         "latency_ms": {
             "n": len(latencies),
