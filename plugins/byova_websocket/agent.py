@@ -84,7 +84,7 @@ class WebSocketAgent(Agent):
         self.buffer = PlayoutBuffer(settings.playout_buffer_ms * 8)
         self.link: BackendLink | None = None
         self._reply_id = 0
-        self._streaming = False
+        self._active: int | None = None  # id of the reply whose stream is open
         self._caller_turn = False  # we sent START_OF_INPUT on the open audio RPC
         self._want_slot = False  # the backend has something to deliver and no reply is open
         self._slot_asked = False
@@ -95,6 +95,11 @@ class WebSocketAgent(Agent):
 
     def __repr__(self) -> str:
         return f"WebSocketAgent({self.settings.virtual_agent_id!r}, {self.settings.safe_url})"
+
+    @property
+    def _streaming(self) -> bool:
+        """Whether the current turn's reply stream is open (backend output goes there)."""
+        return self._active is not None and self._active == self._reply_id
 
     # --- the engine's calls ---
 
@@ -171,6 +176,7 @@ class WebSocketAgent(Agent):
     def _reply(self) -> Reply:
         """A reply whose one prompt streams the backend's audio for this turn."""
         self._reply_id += 1
+        self._active = self._reply_id
         self._want_slot = self._slot_asked = self._caller_turn = False
         self.buffer.wake()  # an older reply stream still waiting gives way
         reply = Reply()
@@ -184,7 +190,6 @@ class WebSocketAgent(Agent):
         started = time.monotonic()
         got_audio = False
         sent_bytes = 0
-        self._streaming = True
         try:
             while reply_id == self._reply_id and not self._ended:
                 item = self.buffer.pop()
@@ -214,8 +219,8 @@ class WebSocketAgent(Agent):
                     reply.event = item
                     return
         finally:
-            if reply_id == self._reply_id:
-                self._streaming = False
+            if self._active == reply_id:
+                self._active = None
 
     def _fallback_reply(self, reason: str) -> Reply:
         if self.metrics is not None:

@@ -59,7 +59,7 @@ class Backend:
             finally:
                 self.live.discard(ws)
 
-        self.server = await serve(run, "127.0.0.1", self.port, compression=None)
+        self.server = await serve(run, "127.0.0.1", self.port, compression=None, close_timeout=1)
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
@@ -79,7 +79,8 @@ class Backend:
         if self.server is not None:
             self.server.close()
             with contextlib.suppress(Exception):
-                await self.server.wait_closed()
+                async with asyncio.timeout(3):
+                    await self.server.wait_closed()
 
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         key = "type" if any("type" in m for m in self.received if isinstance(m, dict)) else "event"
@@ -87,7 +88,7 @@ class Backend:
 
     async def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
         async with asyncio.timeout(timeout_s):
-            while not predicate():
+            while not predicate():  # noqa: ASYNC110 - polls state that other tasks change
                 await asyncio.sleep(0.01)
 
 
