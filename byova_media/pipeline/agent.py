@@ -176,6 +176,7 @@ class PipelineAgent(Agent):
             max_tool_rounds=self.settings.max_tool_rounds,
             min_clause_chars=self.settings.min_clause_chars,
             on_event=late_event,
+            on_recorded=lambda: self._update_record(call, None),
         )
 
     async def _respond(self, call: Call, note: str) -> Reply:

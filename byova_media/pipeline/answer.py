@@ -45,7 +45,8 @@ class AnswerRun:
     """Generates and speaks one answer; :meth:`audio` is the prompt's audio stream.
 
     ``fixed_text`` speaks given text (a welcome) instead of asking the model.
-    ``on_event`` receives an output event the model chose (built-in or user tool).
+    ``on_event`` receives an output event the model chose (built-in or user tool);
+    ``on_recorded`` runs once the answer is in the history.
     """
 
     def __init__(
@@ -60,6 +61,7 @@ class AnswerRun:
         max_tool_rounds: int = 3,
         min_clause_chars: int = 24,
         on_event: Callable[[OutputEvent], None] | None = None,
+        on_recorded: Callable[[], None] | None = None,
     ) -> None:
         self.call = call
         self.history = history
@@ -69,6 +71,7 @@ class AnswerRun:
         self.fixed_text = fixed_text
         self.max_tool_rounds = max_tool_rounds
         self.on_event = on_event
+        self.on_recorded = on_recorded
         self.event: OutputEvent | None = None
         #: Set once the reply's shape is known: a first piece, an event, or the end.
         self.decided = asyncio.Event()
@@ -172,6 +175,8 @@ class AnswerRun:
             self._recorded = True
             if self._said:
                 self.history.add(Message("assistant", " ".join(self._said)))
+            if self.on_recorded is not None:
+                self.on_recorded()
 
     @property
     def text(self) -> str:
