@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import multiprocessing
 import sys
 import time
@@ -20,7 +21,34 @@ from byova_media.loadtest.caller import Tally, run_callers
 from byova_media.loadtest.report import summarize
 from byova_media.loadtest.scenario import Scenario
 
-__all__ = ["ServerProbe", "StepRunner", "rss_slope_mb_per_min"]
+__all__ = ["ServerProbe", "StepRunner", "rss_slope_mb_per_min", "scrape_counters"]
+
+#: Server counters worth comparing before and after a step (Prometheus sample names).
+_COUNTERS = (
+    "byova_rpcs_total",
+    "byova_frames_in_total",
+    "byova_frames_late_total",
+    "byova_frames_concealed_total",
+    "byova_admission_rejections_total",
+    "byova_plugin_errors_total",
+)
+
+
+async def scrape_counters(url: str) -> dict[str, float]:
+    """The server's counters from its ``/metrics``, keyed ``name{label=value,...}``."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        response = await client.get(url)
+    response.raise_for_status()
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name in _COUNTERS:
+                labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+                out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return out
 
 
 class ServerProbe:
@@ -76,10 +104,12 @@ class StepRunner:
     processes: int = 1
     probe: ServerProbe | None = None
     progress: bool = True
+    metrics_url: str | None = None
 
     async def run(self, label: str, scenario: Scenario) -> dict[str, Any]:
         """Run one step and return its summary (see :func:`report.summarize`)."""
         probe = self.probe
+        before = await scrape_counters(self.metrics_url) if self.metrics_url else None
         cpu0 = probe.cpu_s() if probe else 0.0
         rss0 = probe.rss_mb() if probe else 0.0
         rss: list[tuple[float, float]] = []
@@ -94,6 +124,13 @@ class StepRunner:
             await watcher
         wall = time.monotonic() - started
         step = summarize(label, scenario.calls, tallies, wall)
+        if self.metrics_url and before is not None:
+            after = await scrape_counters(self.metrics_url)
+            step["server_metrics"] = {
+                key: round(value - before.get(key, 0.0), 3)
+                for key, value in sorted(after.items())
+                if value != before.get(key, 0.0)
+            }
         if probe is not None:
             cpu = probe.cpu_s() - cpu0
             frames = step["frames_sent"]
@@ -117,6 +154,10 @@ class StepRunner:
             return [
                 (await run_callers(self.target, scenario, scenario.calls, tally=local)).to_dict()
             ]
+        # The cap on calls is shared out like the callers.
+        scenario = dataclasses.replace(
+            scenario, max_calls=max(1, -(-scenario.max_calls // self.processes))
+        )
         shares = [scenario.calls // self.processes] * self.processes
         for i in range(scenario.calls % self.processes):
             shares[i] += 1

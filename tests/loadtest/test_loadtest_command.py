@@ -17,24 +17,24 @@ from byova_media.loadtest.caller import run_callers
 from byova_media.loadtest.scenario import Scenario, parse_script
 from byova_media.loadtest.sink import serve_sink
 
-READY = re.compile(r"serving VoiceVirtualAgent on [\d.]+:(\d+)")
+READY = re.compile(r"serving VoiceVirtualAgent on [\d.]+:(\d+), HTTP on port (\d+)")
 
 
 @pytest.fixture
-async def echo_server() -> AsyncIterator[tuple[int, int]]:
-    """A real `byova-media serve --plugin echo` on 127.0.0.1; yields (port, pid)."""
+async def echo_server() -> AsyncIterator[tuple[int, int, int]]:
+    """A real `byova-media serve --plugin echo` on 127.0.0.1; yields (port, pid, http port)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "byova_media.cli", "serve", "--plugin", "echo",
-        "--host", "127.0.0.1", "--port", "0",
+        "--host", "127.0.0.1", "--port", "0", "--http-port", "0",
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     assert proc.stdout is not None
-    port = 0
+    port = http_port = 0
     while not port:
         line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
         assert line, "server exited before it was ready"
         if match := READY.search(line):
-            port = int(match.group(1))
+            port, http_port = int(match.group(1)), int(match.group(2))
 
     async def drain() -> None:
         assert proc.stdout is not None
@@ -42,7 +42,7 @@ async def echo_server() -> AsyncIterator[tuple[int, int]]:
             pass
 
     pump = asyncio.create_task(drain())
-    yield port, proc.pid
+    yield port, proc.pid, http_port
     proc.terminate()
     await asyncio.wait_for(proc.wait(), 30)
     await pump
@@ -61,9 +61,9 @@ async def _loadtest(*args: str) -> tuple[int, str, str]:
 
 @pytest.mark.slow  # two steps against two servers in real time: about 15 s
 async def test_loadtest_against_echo_with_baseline(
-    echo_server: tuple[int, int], tmp_path: Path
+    echo_server: tuple[int, int, int], tmp_path: Path
 ) -> None:
-    port, pid = echo_server
+    port, pid, _ = echo_server
     report, chart = tmp_path / "report.json", tmp_path / "chart.png"
     code, out, err = await _loadtest(
         f"127.0.0.1:{port}", "--calls", "2,3", "--duration", "2.5", "--ramp", "0.3",
@@ -97,18 +97,24 @@ async def test_loadtest_against_echo_with_baseline(
 
 
 async def test_loadtest_turns_mode_without_chart(
-    echo_server: tuple[int, int], tmp_path: Path
+    echo_server: tuple[int, int, int], tmp_path: Path
 ) -> None:
-    port, _ = echo_server
+    port, _, http_port = echo_server
     report = tmp_path / "turns.json"
     code, out, _ = await _loadtest(
         f"127.0.0.1:{port}", "--calls", "2", "--turns", "2", "--script", "say:600",
         "--ramp", "0", "--no-chart", "--no-progress", "--json", str(report),
+        "--metrics-url", f"http://127.0.0.1:{http_port}/metrics",
     )  # fmt: skip
     assert code == 0, out
     (step,) = json.loads(report.read_text())["steps"]
     assert step["turns"] == 4 and step["calls_completed"] == 2
     assert "server" not in step  # no --server-pid: no server figures
+    # The server's own account of the step, from its /metrics.
+    counters = step["server_metrics"]
+    assert counters["byova_rpcs_total{kind=audio,status=OK}"] == 4
+    assert counters["byova_rpcs_total{kind=session_start,status=OK}"] == 2
+    assert 0 < counters["byova_frames_in_total"] <= step["frames_sent"]
     assert not (tmp_path / "loadtest.png").exists()
 
 

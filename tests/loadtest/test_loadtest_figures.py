@@ -79,6 +79,10 @@ def test_summary_medians_ratios_and_knee() -> None:
     assert ratios[100]["cpu_per_frame_ratio"] == pytest.approx(1.4)
     assert ratios[100]["latency_p99_ratio"] == pytest.approx(2.0)
     assert summary["max_clean_concurrency"] == {"byova": 100, "sink": 300}
+    # 12 late frames of 100 is above the 0.1 % tolerance too.
+    assert summary["max_concurrency_late_under_0_1_percent"] == {"byova": 100, "sink": 300}
+    steps.append(_step("sink", 500, 45.0, 8.0, late=1))
+    assert summarize_runs(steps)["max_clean_concurrency"]["sink"] == 300
 
 
 def test_rss_slope() -> None:
