@@ -127,8 +127,8 @@ class PipelineAgent(Agent):
         self.wants_audio = self.settings.streaming_stt and parts.stt.streaming
         self.tools = {t.spec.name: t for t in (*BUILTIN_TOOLS, *tools)}
         self.history = History(self.settings.system_prompt, self.settings.max_history_messages)
-        #: Every answer of the call, in order (tests and metrics look at them).
-        self.runs: list[AnswerRun] = []
+        #: The latest answer (the one a barge-in interrupts).
+        self.last_run: AnswerRun | None = None
         self._stream: SpeechStream | None = None
         self._stream_frames = 0
         self._outcome = "in progress"
@@ -137,7 +137,9 @@ class PipelineAgent(Agent):
 
     async def _speak(self, call: Call, run: AnswerRun, reply: Reply) -> Reply:
         """Start ``run`` and return ``reply`` once its shape (first piece, event) is known."""
-        self.runs.append(run)
+        previous, self.last_run = self.last_run, run
+        if previous is not None:
+            await previous.close()  # normally long finished; never two generating at once
         run.start()
         await run.decided.wait()
         if run.error is not None and not run.text:
@@ -240,9 +242,9 @@ class PipelineAgent(Agent):
         return await self._respond(call, custom_event_note(name, parameters))
 
     async def on_barge_in(self, call: Call, barge_in: BargeIn) -> None:
-        if not self.runs:
+        run = self.last_run
+        if run is None or not run.text:
             return
-        run = self.runs[-1]
         await run.close()  # generation stops; what was generated is in the history
         heard = heard_text(run.spoken(), barge_in.heard_ms)
         call.log.info("barge-in after %d ms; the caller heard %r", barge_in.heard_ms, heard)
@@ -251,5 +253,5 @@ class PipelineAgent(Agent):
 
     async def on_end(self, call: Call, reason: str) -> None:
         await self._drop_stream()
-        for run in self.runs:
-            await run.close()
+        if self.last_run is not None:
+            await self.last_run.close()

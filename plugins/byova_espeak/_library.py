@@ -12,6 +12,7 @@ import ctypes
 import functools
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 __all__ = ["EspeakError", "EspeakLibrary", "library"]
 
@@ -48,6 +49,9 @@ class EspeakLibrary:
                 "the espeak plugin needs espeakng-loader: pip install 'byova-media[espeak]'"
             ) from exc
         self.lock = threading.Lock()
+        #: The one thread that synthesises: work is serialised anyway, and queued jobs must
+        #: not hold threads of the shared default executor (the recogniser needs those).
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="espeak")
         self._lib = ctypes.CDLL(espeakng_loader.get_library_path())
         self._lib.espeak_Initialize.restype = ctypes.c_int
         self._lib.espeak_Initialize.argtypes = [

@@ -73,7 +73,7 @@ class EspeakTTS:
             else:
                 put(None)
 
-        loop.run_in_executor(None, work)
+        loop.run_in_executor(self._lib.executor, work)
         try:
             while True:
                 item = await queue.get()
