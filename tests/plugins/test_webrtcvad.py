@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from pydantic import ValidationError
@@ -65,3 +67,13 @@ def test_registered_as_webrtc_with_plugin_settings() -> None:
     vad = factory()
     assert isinstance(vad, WebRtcVAD)
     assert vad.settings.mode == 3
+
+
+async def test_server_turns_with_the_webrtc_detector(byova_server: Any, webex: Any) -> None:
+    server = await byova_server(plugins=["demo", "webrtcvad"], vad="webrtc")
+    call = (await webex(server)).call("demo")
+    await call.start()
+    pcm, rate = await spoken("What is your address?")
+    result = await call.say(telephone(pcm, rate), sample_rate=8000)
+    assert result.events == ["START_OF_INPUT", "END_OF_INPUT"]
+    assert "Main Street" in " ".join(result.prompt_texts)
