@@ -117,6 +117,10 @@ class Reply:
     Only one output event is possible because Webex honours only the first. Prompts
     that go with a transfer or an end are never bargeable (the protocol forbids it).
     ``transcript``/``summary`` count only on the last response of a call.
+
+    While streamed prompts play, the agent may still set ``event`` (e.g. a model that
+    decides to transfer mid-answer): the engine reads it when it builds the FINAL,
+    after the streams end. Chunks already sent keep their barge-in flag.
     """
 
     prompts: list[Prompt] = field(default_factory=list)

@@ -113,7 +113,10 @@ class Config(BaseModel):
             k: dict(v) for k, v in data.pop("plugin", {}).items()
         }
         data.update(_from_env(env or {}, plugin_names, plugin_tables))
-        data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+        for name, table in dict(flags.pop("plugin", {})).items():
+            plugin_tables.setdefault(name, {}).update(table)
+        data.update(flags)
         data["plugin"] = plugin_tables
         try:
             return cls.model_validate(data)

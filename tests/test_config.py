@@ -63,3 +63,15 @@ def test_config_is_frozen() -> None:
     config = Config()
     with pytest.raises(ValueError, match="frozen"):
         config.port = 1  # type: ignore[misc]
+
+
+def test_plugin_tables_merge_across_sources(tmp_path: Path) -> None:
+    file = tmp_path / "c.toml"
+    file.write_text('[plugin.demo]\nllm = "rules"\nvoice = "en-us"\n')
+    config = Config.load(
+        file=file,
+        env={"BYOVA_MEDIA_DEMO_LLM": "openai"},
+        overrides={"plugin": {"demo": {"voice": "en-gb"}}},
+        plugin_names=["demo"],
+    )
+    assert config.plugin_settings("demo") == {"llm": "openai", "voice": "en-gb"}
