@@ -107,7 +107,8 @@ class _Caller:
             return False
         return True
 
-    async def call(self, sim: WebexSimulator, turns: int | None, until: float | None) -> None:
+    async def call(self, sim: WebexSimulator, turns: int) -> None:
+        """Place one call: SESSION_START, ``turns`` steps of the script, hang-up."""
         tally = self.tally
         call = sim.call(self.scenario.virtual_agent_id)
         tally.active += 1
@@ -116,11 +117,7 @@ class _Caller:
             ok = self._check(await call.start())
             done = 0
             script = self.scenario.script
-            while ok:
-                if turns is not None and done >= turns:
-                    break
-                if until is not None and time.monotonic() >= until:
-                    break
+            while ok and done < turns:
                 step = script[done % len(script)]
                 ok = await self._step(call, step)
                 done += 1
@@ -229,7 +226,7 @@ async def run_callers(
         runner = _Caller(scenario, tally, frames)
         while budget[0] > 0:
             budget[0] -= 1
-            await runner.call(sim, scenario.turns, until)
+            await runner.call(sim, scenario.turns or len(scenario.script))
             if until is None or time.monotonic() >= until:
                 break
 

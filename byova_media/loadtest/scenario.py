@@ -58,8 +58,9 @@ def parse_script(text: str) -> tuple[Step, ...]:
 class Scenario:
     """The load of one step: ``calls`` concurrent callers for ``duration_s`` or ``turns``.
 
-    In duration mode each caller places calls back to back until the step ends; in
-    turns mode each caller places one call of ``turns`` script steps. Audio is paced
+    In duration mode each caller places calls of one pass through the script back to
+    back until the step ends (a call in progress then finishes its pass); in turns mode
+    each caller places one call of ``turns`` script steps. Audio is paced
     in real time (20 ms per frame); a frame is *late* when its write completes more
     than ``late_ms`` after its due time.
     """

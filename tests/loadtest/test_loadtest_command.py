@@ -78,7 +78,7 @@ async def test_loadtest_against_echo_with_baseline(
     steps = {(s["label"], s["concurrency"]): s for s in doc["steps"]}
     assert set(steps) == {("byova", 2), ("byova", 3), ("sink", 2), ("sink", 3)}
     for (_label, calls), step in steps.items():
-        assert step["calls_completed"] == calls and step["calls_failed"] == 0, step
+        assert step["calls_completed"] >= calls and step["calls_failed"] == 0, step
         assert step["rpc_errors"] == {}
         assert step["frames_sent"] > 50 * calls  # at least a second of audio per call
         assert step["frames_sent"] <= step["frames_due"]
