@@ -41,6 +41,7 @@ class Config(BaseModel):
     tls_key_file: Path | None = None
     tls_client_ca_file: Path | None = None
     drain_timeout_s: float = Field(30.0, ge=0)
+    half_close_grace_ms: int = Field(1000, ge=0)
     # --- plugins ---
     plugins: tuple[str, ...] = ()
     disable_plugins: tuple[str, ...] = ()

@@ -129,6 +129,33 @@ class VoiceVirtualAgentServicer(pb_grpc.VoiceVirtualAgentServicer):
     async def _handle(
         self, requests: AsyncIterator[pb.VoiceVARequest], out: RpcOutput, tracking: str
     ) -> str:
+        """Route the RPC, then let the client half-close before the RPC completes."""
+        kind = await self._route(requests, out, tracking)
+        if kind not in ("audio", "empty"):  # the audio path owns its own reader
+            await self._until_half_close(self._drain(requests))
+        return kind
+
+    async def _until_half_close(self, waiting: Awaitable[None]) -> None:
+        """Wait briefly for the client's half-close after our FINAL.
+
+        Webex half-closes once it has sent everything for a step; completing the RPC
+        while a client write is still in flight makes some gRPC clients report an
+        error for a step that succeeded. A client that never half-closes only costs
+        ``half_close_grace_ms``.
+        """
+        try:
+            await asyncio.wait_for(waiting, self.app.config.half_close_grace_ms / 1000)
+        except TimeoutError:
+            pass
+
+    @staticmethod
+    async def _drain(requests: AsyncIterator[pb.VoiceVARequest]) -> None:
+        async for _ in requests:
+            pass  # nothing after the first message of a non-audio RPC means anything
+
+    async def _route(
+        self, requests: AsyncIterator[pb.VoiceVARequest], out: RpcOutput, tracking: str
+    ) -> str:
         """Read the first message, route the RPC, and send its one FINAL; return its kind."""
         try:
             first = await anext(requests)
@@ -288,13 +315,14 @@ class VoiceVirtualAgentServicer(pb_grpc.VoiceVirtualAgentServicer):
             if out.first_audio_at is not None:
                 self.app.metrics.turn_latency.observe(out.first_audio_at - eoi_at)
             self.app.plugins.turn_metrics(self.app, metrics)
+            await self._until_half_close(asyncio.shield(reader))
         finally:
             if conv.audio_signal == turn.signal:
                 conv.audio_signal = None
             turn.record_stats()
             if not reader.done():
-                # The RPC completes after its FINAL even if Webex is still sending:
-                # audio after END_OF_INPUT belongs to no turn and is discarded.
+                # Audio after END_OF_INPUT belongs to no turn and is discarded; a client
+                # still sending past the grace (or gone) does not hold the RPC open.
                 reader.cancel()
 
     async def _barge(self, conv: Conversation) -> None:
