@@ -9,6 +9,7 @@ the server, also when the agent fails (the caller then gets the configured clean
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -143,10 +144,8 @@ class VoiceVirtualAgentServicer(pb_grpc.VoiceVirtualAgentServicer):
         error for a step that succeeded. A client that never half-closes only costs
         ``half_close_grace_ms``.
         """
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(waiting, self.app.config.half_close_grace_ms / 1000)
-        except TimeoutError:
-            pass
 
     @staticmethod
     async def _drain(requests: AsyncIterator[pb.VoiceVARequest]) -> None:
