@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -17,58 +16,14 @@ import numpy as np
 import pytest
 
 from byova_media.audio.wav import pcm_wav, read_wav
+from byova_media.testing.process import ServedProcess, serve_process
 from byova_media.testing.simulator import RpcResult, WebexSimulator
-
-READY = re.compile(r"serving VoiceVirtualAgent on [\d.]+:(\d+)")
-
-
-class ServeProcess:
-    def __init__(self, proc: asyncio.subprocess.Process, port: int, lines: list[str]) -> None:
-        self.proc, self.port, self.lines = proc, port, lines
-
-
-async def start_serve(*args: str, env: dict[str, str] | None = None) -> ServeProcess:
-    """Run ``byova-media serve ... --port 0`` and wait for the ready line."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "byova_media.cli",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        *args,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {})},
-    )
-    lines: list[str] = []
-    assert proc.stdout is not None
-    while True:
-        raw = await asyncio.wait_for(proc.stdout.readline(), 30)
-        if not raw:
-            raise AssertionError("server exited before ready:\n" + "".join(lines))
-        lines.append(raw.decode())
-        if match := READY.search(lines[-1]):
-            break
-
-    async def pump() -> None:
-        assert proc.stdout is not None
-        async for raw in proc.stdout:
-            lines.append(raw.decode())
-
-    asyncio.get_running_loop().create_task(pump())
-    return ServeProcess(proc, int(match.group(1)), lines)
 
 
 @pytest.fixture
-async def echo_process() -> AsyncIterator[ServeProcess]:
-    served = await start_serve("--plugin", "echo")
-    yield served
-    if served.proc.returncode is None:
-        served.proc.kill()
-        await served.proc.wait()
+async def echo_process() -> AsyncIterator[ServedProcess]:
+    async with serve_process("--plugin", "echo") as served:
+        yield served
 
 
 def _one_final(result: RpcResult) -> None:
@@ -77,7 +32,7 @@ def _one_final(result: RpcResult) -> None:
 
 
 async def test_echo_call_welcome_two_turns_dtmf_and_transfer(
-    echo_process: ServeProcess, speech: Any
+    echo_process: ServedProcess, speech: Any
 ) -> None:
     async with WebexSimulator(
         f"127.0.0.1:{echo_process.port}", realtime=True, token="test-token"
@@ -109,33 +64,32 @@ async def test_echo_call_welcome_two_turns_dtmf_and_transfer(
     assert "test-token" not in log
 
 
-async def test_sigterm_drains_and_exits_zero(echo_process: ServeProcess) -> None:
-    echo_process.proc.send_signal(signal.SIGTERM)
-    assert await asyncio.wait_for(echo_process.proc.wait(), 30) == 0
-    assert any("draining" in line for line in echo_process.lines)
+async def test_sigterm_drains_and_exits_zero(echo_process: ServedProcess) -> None:
+    assert await echo_process.stop(signal.SIGTERM) == 0
+    assert "draining" in echo_process.output
 
 
-async def test_second_signal_forces_exit_while_an_rpc_is_open(speech: Any) -> None:
-    served = await start_serve("--plugin", "echo", env={"BYOVA_MEDIA_DRAIN_TIMEOUT_S": "60"})
-    async with WebexSimulator(f"127.0.0.1:{served.port}", realtime=True) as sim:
-        call = sim.call("echo")
+async def test_second_signal_forces_exit_while_an_rpc_is_open() -> None:
+    env = {"BYOVA_MEDIA_DRAIN_TIMEOUT_S": "60"}
+    async with (
+        serve_process("--plugin", "echo", env=env) as served,
+        WebexSimulator(f"127.0.0.1:{served.port}", realtime=True) as sim,
+    ):
         # Silence keeps an audio RPC open (no END_OF_INPUT ever comes).
-        talking = asyncio.create_task(
-            call.say(np.zeros(8 * 20_000, dtype=np.int16), trail_silence_ms=0)
-        )
+        silence = np.zeros(8 * 20_000, dtype=np.int16)
+        talking = asyncio.create_task(sim.call("echo").say(silence, trail_silence_ms=0))
         await asyncio.sleep(0.5)
         served.proc.send_signal(signal.SIGTERM)
         await asyncio.sleep(0.5)
         assert served.proc.returncode is None  # draining: waiting for the open RPC
-        served.proc.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(served.proc.wait(), 15) == 0
+        assert await served.stop(signal.SIGTERM, timeout_s=15) == 0
         talking.cancel()
         await asyncio.gather(talking, return_exceptions=True)
-    assert any("second signal" in line for line in served.lines)
+    assert "second signal" in served.output
 
 
 async def test_call_command_prints_a_timeline_and_saves_prompts(
-    echo_process: ServeProcess, tmp_path: Path, speech: Any
+    echo_process: ServedProcess, tmp_path: Path, speech: Any
 ) -> None:
     wav = tmp_path / "in.wav"
     wav.write_bytes(pcm_wav(speech(900, sample_rate=16000), 16000))

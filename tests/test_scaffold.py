@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import signal
 import subprocess
 import sys
-import sysconfig
 import tomllib
-import venv
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -19,10 +17,10 @@ import pytest
 from byova_media import __version__
 from byova_media.cli import main
 from byova_media.scaffold import PluginNames, compatible_range, write_plugin
+from byova_media.testing.process import serve_process
 from byova_media.testing.simulator import WebexSimulator
 
 ROOT = Path(__file__).resolve().parent.parent
-READY = re.compile(r"serving VoiceVirtualAgent on [\d.]+:(\d+)")
 
 
 def test_names_derive_from_what_the_author_typed() -> None:
@@ -131,34 +129,8 @@ def test_command_explains_a_bad_name(tmp_path: Path, capsys: pytest.CaptureFixtu
 # --- docs/plugin-tutorial.md, step by step, in a fresh virtual environment ------------
 
 
-def fresh_venv(where: Path) -> Path:
-    """A new venv that sees this interpreter's packages (no network) but not byova-media.
-
-    This interpreter's site directories are added as plain paths, so the .pth files in
-    them (which hold the editable install of byova-media) are not processed: byova-media
-    itself has to be installed into the venv, as the tutorial's first step does.
-    """
-    venv.create(where, with_pip=True)
-    python = where / "bin" / "python"
-    # ensurepip's setuptools would shadow this interpreter's newer one.
-    subprocess.run(
-        [str(python), "-m", "pip", "uninstall", "-q", "-y", "setuptools"],
-        check=True,
-        capture_output=True,
-    )
-    site_dir = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    outer = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
-    (Path(site_dir) / "outer_deps.pth").write_text("\n".join(sorted(outer)) + "\n")
-    return where / "bin"
-
-
 @pytest.mark.slow
-async def test_tutorial_steps_in_a_fresh_venv(tmp_path: Path) -> None:
+async def test_tutorial_steps_in_a_fresh_venv(tmp_path: Path, fresh_venv: Any) -> None:
     bin_dir = fresh_venv(tmp_path / ".venv")
     env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV"}}
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
@@ -190,32 +162,15 @@ async def test_tutorial_steps_in_a_fresh_venv(tmp_path: Path) -> None:
         listing,
         re.MULTILINE,
     ), listing
-    proc = await asyncio.create_subprocess_exec(
-        "byova-media",
-        *("serve", "--plugin", "weather_bot", "--host", "127.0.0.1", "--port", "0"),
-        cwd=project,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    assert proc.stdout is not None
-    lines: list[str] = []
-    try:
-        while not (ready := READY.search(lines[-1] if lines else "")):
-            raw = await asyncio.wait_for(proc.stdout.readline(), 60)
-            assert raw, "".join(lines)
-            lines.append(raw.decode())
-        async with WebexSimulator(f"127.0.0.1:{ready.group(1)}", realtime=False) as sim:
+    async with serve_process(
+        "--plugin", "weather_bot", command=bin_dir / "byova-media", cwd=project, env=env,
+        inherit_env=False,
+    ) as served:  # fmt: skip
+        async with WebexSimulator(f"127.0.0.1:{served.port}", realtime=False) as sim:
             call = sim.call("weather_bot")
             welcome = await call.start()
             assert welcome.code == grpc.StatusCode.OK, welcome.details
             assert welcome.prompt_texts == ["Hello from Weather Bot. Say something."]
             transfer = await call.dtmf("0")
             assert transfer.events == ["TRANSFER_TO_AGENT"]
-        proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(proc.wait(), 30)
-        assert proc.returncode == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        assert await served.stop(signal.SIGTERM) == 0, served.output

@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import sysconfig
-import venv
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
-def test_wheel_contains_generated_modules_and_serves(tmp_path: Path) -> None:
+def test_wheel_contains_generated_modules_and_serves(
+    tmp_path: Path, fresh_venv: Callable[[Path], Path]
+) -> None:
     subprocess.run(
         [
             sys.executable,
@@ -41,20 +42,7 @@ def test_wheel_contains_generated_modules_and_serves(tmp_path: Path) -> None:
     ):
         assert f"byova_media/_proto/{module}" in names
     assert "byova_echo/__init__.py" in names
-    env_dir = tmp_path / "venv"
-    venv.create(env_dir, with_pip=True)
-    python = env_dir / "bin" / "python"
-    # The dependencies come from this interpreter's site-packages, added as a plain path
-    # (no network needed); its .pth files, which hold the editable install of
-    # byova-media, are not processed, so byova-media itself comes only from the wheel.
-    site_dir = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    outer = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
-    (Path(site_dir) / "outer_deps.pth").write_text("\n".join(sorted(outer)) + "\n")
+    python = fresh_venv(tmp_path / "venv") / "python"
     subprocess.run(
         [str(python), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)],
         check=True,

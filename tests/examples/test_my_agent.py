@@ -7,10 +7,7 @@ and stops it with SIGTERM the way an orchestrator would.
 
 from __future__ import annotations
 
-import asyncio
-import re
 import signal
-import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -19,9 +16,9 @@ from typing import Any
 import grpc
 import pytest
 
+from byova_media.testing.process import serve_process
 from byova_media.testing.simulator import WebexSimulator
 
-READY = re.compile(r"serving VoiceVirtualAgent on [\d.]+:(\d+)")
 COMMAND = Path(sys.executable).with_name("byova-media")
 
 pytestmark = pytest.mark.skipif(
@@ -31,20 +28,8 @@ pytestmark = pytest.mark.skipif(
 
 
 async def test_serve_plugin_my_agent_answers_a_call_and_drains_on_sigterm(speech: Any) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        str(COMMAND),
-        *("serve", "--plugin", "my_agent", "--host", "127.0.0.1", "--port", "0"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    assert proc.stdout is not None
-    lines: list[str] = []
-    try:
-        while not (ready := READY.search(lines[-1] if lines else "")):
-            raw = await asyncio.wait_for(proc.stdout.readline(), 30)
-            assert raw, "byova-media exited before it was ready:\n" + "".join(lines)
-            lines.append(raw.decode())
-        async with WebexSimulator(f"127.0.0.1:{ready.group(1)}", realtime=False) as sim:
+    async with serve_process("--plugin", "my_agent", command=COMMAND) as served:
+        async with WebexSimulator(f"127.0.0.1:{served.port}", realtime=False) as sim:
             listed = await sim.list_agents()
             assert [a.virtual_agent_id for a in listed.virtual_agents] == ["my_agent"]
             call = sim.call("my_agent")
@@ -57,12 +42,5 @@ async def test_serve_plugin_my_agent_answers_a_call_and_drains_on_sigterm(speech
             transfer = await call.dtmf("0")
             assert transfer.events == ["TRANSFER_TO_AGENT"]
             assert transfer.event_metadata == {"reason": "caller_request"}
-        proc.send_signal(signal.SIGTERM)
-        rest, _ = await asyncio.wait_for(proc.communicate(), 30)
-        lines.append(rest.decode())
-        assert proc.returncode == 0, "".join(lines)
-        assert "draining" in "".join(lines)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        assert await served.stop(signal.SIGTERM) == 0, served.output
+        assert "draining" in served.output
