@@ -133,6 +133,19 @@ class PluginHost:
         version = version or str(getattr(plugin, "__version__", ""))
         self.infos.append(PluginInfo(name, source, version, hooks, requires))
 
+    def require(self, name: str, *, by: str) -> None:
+        """Load the installed plugin ``name`` that plugin ``by`` needs, unless loaded already.
+
+        For plugins that assemble others (the demo agent needs a recogniser and a
+        voice); call it from ``byova_configure``. A missing plugin is a start-up error.
+        """
+        if self.pm.has_plugin(name):
+            return
+        entry_points = {ep.name: ep for ep in metadata.entry_points(group=PROJECT_NAME)}
+        if name not in entry_points:
+            raise PluginError(f"plugin {by!r} needs plugin {name!r}, which is not installed")
+        self._load_entry_point(name, entry_points[name], source=f"required by {by}")
+
     def unregister(self, name: str) -> None:
         """Remove a plugin (tests register theirs and take them out again)."""
         self.pm.unregister(name=name)

@@ -14,6 +14,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -253,3 +254,12 @@ def test_plugins_command_json(installed: Path) -> None:
     assert "byova_register_agents" in loaded["echo"]["hooks"]
     assert "byova_media.builtins" in loaded
     assert set(report["failed"]) >= {"broken_xyz", "future_xyz"}
+
+
+async def test_a_plugin_can_require_another_and_it_is_listed(byova_server: Any) -> None:
+    server = await byova_server(plugins=["demo"])
+    sources = {info.name: info.source for info in server.plugins.infos}
+    assert sources["pocketsphinx"].startswith("required by demo")
+    assert sources["espeak"].startswith("required by demo")
+    with pytest.raises(PluginError, match="needs plugin 'nope', which is not installed"):
+        server.plugins.require("nope", by="demo")

@@ -10,7 +10,6 @@ the address, reads back DTMF, transfers to an agent on request (metadata
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,23 +24,17 @@ from byova_media.pipeline import PipelineAgent, build_parts, log_turn_latencies
 __all__ = ["DemoAnswers", "DemoSettings", "RuleBasedLLM"]
 
 _STATE_KEY = "demo"
-#: Bundled plugins that provide the parts the demo may name, by their plugin name.
-_PROVIDERS = {
-    "pocketsphinx": "byova_pocketsphinx",
-    "espeak": "byova_espeak",
-    "openai": "byova_openai",
-}
+#: Bundled plugins that provide the parts the demo may name.
+_PROVIDERS = frozenset({"pocketsphinx", "espeak", "openai"})
 
 
 @byova_media.hookimpl
 def byova_configure(app: App) -> None:
     settings = DemoSettings.model_validate(app.settings("demo"))
     app.state[_STATE_KEY] = settings
-    pm = app.plugins.pm
     # `--plugin demo` alone must work: load the bundled providers of the parts it uses.
-    for name in {settings.stt, settings.tts, settings.llm} & _PROVIDERS.keys():
-        if not pm.has_plugin(name):
-            pm.register(importlib.import_module(_PROVIDERS[name]), name=name)
+    for name in sorted({settings.stt, settings.tts, settings.llm} & _PROVIDERS):
+        app.plugins.require(name, by="demo")
 
 
 @byova_media.hookimpl
