@@ -144,6 +144,10 @@ class StepRunner:
                 "rss_peak_mb": round(peak, 2),
                 "rss_end_mb": round(probe.rss_mb(), 2),
                 "rss_slope_mb_per_min": _round(rss_slope_mb_per_min(rss)),
+                # At most 120 points of (seconds into the step, MiB), for soak plots.
+                "rss_samples": [
+                    [round(t, 1), round(m, 2)] for t, m in rss[:: max(1, len(rss) // 120)]
+                ],
             }
         if self.progress:
             print(file=sys.stderr)
