@@ -135,6 +135,7 @@ class _Caller:
             tally.calls_failed += 1
 
     async def _step(self, call: SimulatedCall, step: Step) -> bool:
+        call.history.clear()  # the tally keeps what matters; long calls stay small
         if step.kind == "dtmf":
             return self._check(await call.dtmf(step.digits))
         result = await self._say(call, self.frames[step.ms])
