@@ -12,7 +12,7 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 FRAME_SAMPLES = 160  # 20 ms at 8 kHz, the unit of the whole inbound path
 FRAME_MS = 20
+_NONE: tuple[np.ndarray, ...] = ()  # the empty result
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class AudioTurn:
         self.ignored_tiny = 0
         self._warned: set[str] = set()
         self._on_audio_ok = conv.agent.wants_audio
+        self._settled = False
 
     # --- called from the agent (turn_taking = "agent") through Call ---
 
@@ -106,9 +108,14 @@ class AudioTurn:
     async def read(
         self, first: pb.VoiceVARequest, requests: AsyncIterator[pb.VoiceVARequest]
     ) -> None:
-        """Consume the RPC's requests until the client half-closes; then signal ``eos``."""
+        """Consume the RPC's requests until the client half-closes; then signal ``eos``.
+
+        Per message the work is synchronous; only agents that want the audio cost an
+        ``await`` per frame.
+        """
         try:
-            await self._take(first)
+            self._settings(first.audio_input)
+            await self._feed(self._take(first.audio_input))
             async for request in requests:
                 if request.WhichOneof("voice_va_input_type") != "audio_input":
                     self._warn_once(
@@ -117,15 +124,41 @@ class AudioTurn:
                         request.WhichOneof("voice_va_input_type"),
                     )
                     continue
-                await self._take(request)
+                audio = request.audio_input
+                if not self._settled or not audio.caller_audio:
+                    self._settings(audio)
+                frames = self._take(audio)
+                if frames:
+                    await self._feed(frames)
             if not self.ended:
-                for frame in self.jitter.flush():
-                    await self._frame(frame)
+                await self._feed(self.jitter.flush())
         finally:
             self.signals.put_nowait(TurnSignal("eos", time.monotonic()))
 
-    async def _take(self, request: pb.VoiceVARequest) -> None:
-        audio = request.audio_input
+    async def _feed(self, frames: Sequence[np.ndarray]) -> None:
+        if self._on_audio_ok:
+            for frame in frames:
+                await self._give_agent(frame)
+                self._frame(frame)
+        else:
+            for frame in frames:
+                self._frame(frame)
+
+    async def _give_agent(self, frame: np.ndarray) -> None:
+        if not self._on_audio_ok:
+            return
+        try:
+            await self.conv.agent.on_audio(self.conv.call, frame)
+        except Exception:
+            self._on_audio_ok = False
+            self.metrics.plugin_errors.labels(plugin=self.conv.spec.virtual_agent_id).inc()
+            log.exception(
+                "agent.on_audio failed; no more frames go to it on this RPC [conversation=%s]",
+                self.conv.call.conversation_id,
+            )
+
+    def _settings(self, audio: pb.VoiceInput) -> None:
+        """Encoding, rate and language: from the settings message (and the first audio)."""
         conv = self.conv
         if audio.encoding:
             encoding = encoding_from_wire(audio.encoding)
@@ -142,14 +175,18 @@ class AudioTurn:
             conv.sample_rate = audio.sample_rate_hertz
         if audio.language_code:
             conv.call.language_code = audio.language_code
+        if audio.caller_audio:
+            self._settled = True  # later messages carry only audio (Webex's sequence)
+
+    def _take(self, audio: pb.VoiceInput) -> Sequence[np.ndarray]:
+        """Decode one message's audio; return the 20 ms frames now ready, in order."""
         data = audio.caller_audio
-        if not data:
-            return  # the settings-only first message
+        if not data or self.ended:
+            return _NONE  # the settings message, or stragglers after END_OF_INPUT
         if len(data) < self.config.min_audio_bytes:
             self.ignored_tiny += 1  # Webex sends a few bytes at call start
-            return
-        if self.ended:
-            return  # after END_OF_INPUT Webex stops; stragglers are dropped
+            return _NONE
+        conv = self.conv
         if conv.encoding is Encoding.L16 and len(data) % 2:
             self._warn_once(
                 "odd", "L16 payload of odd length %d; dropping its last byte", len(data)
@@ -162,10 +199,8 @@ class AudioTurn:
             ts = audio.audio_timestamp
             timestamp = ts.seconds * 1000.0 + ts.nanos / 1e6
         if len(pcm) == FRAME_SAMPLES and not len(self._carry):
-            for frame in self.jitter.push(pcm, timestamp):
-                await self._frame(frame)
-            return
-        await self._reframe(pcm, timestamp)
+            return self.jitter.push(pcm, timestamp)
+        return self._reframe(pcm, timestamp)
 
     def _resample(self, pcm: np.ndarray, rate: int) -> np.ndarray:
         if rate < 4000 or rate > 192_000:
@@ -176,31 +211,23 @@ class AudioTurn:
             self._resampler_rate = rate
         return self._resampler.process(pcm)
 
-    async def _reframe(self, pcm: np.ndarray, timestamp: float | None) -> None:
+    def _reframe(self, pcm: np.ndarray, timestamp: float | None) -> list[np.ndarray]:
         """Cut payloads of other sizes into 20 ms frames (timestamps advance per frame)."""
         if len(self._carry):
             pcm = np.concatenate((self._carry, pcm))
             timestamp = None if timestamp is None else timestamp - len(self._carry) / 8.0
         whole = len(pcm) - len(pcm) % FRAME_SAMPLES
+        ready: list[np.ndarray] = []
         for offset in range(0, whole, FRAME_SAMPLES):
             ts = None if timestamp is None else timestamp + offset / 8.0
-            for frame in self.jitter.push(pcm[offset : offset + FRAME_SAMPLES], ts):
-                await self._frame(frame)
+            ready.extend(self.jitter.push(pcm[offset : offset + FRAME_SAMPLES], ts))
         self._carry = pcm[whole:].copy()
+        return ready
 
-    async def _frame(self, frame: np.ndarray) -> None:
+    def _frame(self, frame: np.ndarray) -> None:
+        """VAD and turn state for one frame, in order; O(1) apart from numpy."""
         self.frames += 1
         self._index += 1
-        if self._on_audio_ok:
-            try:
-                await self.conv.agent.on_audio(self.conv.call, frame)
-            except Exception:
-                self._on_audio_ok = False
-                self.metrics.plugin_errors.labels(plugin=self.conv.spec.virtual_agent_id).inc()
-                log.exception(
-                    "agent.on_audio failed; no more frames go to it on this RPC [conversation=%s]",
-                    self.conv.call.conversation_id,
-                )
         if self._start_index is None:
             self._before.append(frame)
         else:

@@ -37,7 +37,7 @@ class EchoAgent(Agent):
         return Reply.say(_chime(523.25, 659.25, 783.99), text=WELCOME_TEXT, barge_in=True)
 
     async def on_utterance(self, call: Call, utterance: Utterance) -> Reply:
-        call.log.info("echoing %d ms of caller audio", utterance.duration_ms)
+        call.log.debug("echoing %d ms of caller audio", utterance.duration_ms)
         return Reply.say(utterance.ulaw(), text="", barge_in=True)
 
     async def on_dtmf(self, call: Call, digits: str) -> Reply:
