@@ -6,6 +6,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -95,24 +96,32 @@ def write_chart(path: Path, steps: Sequence[dict[str, Any]]) -> None:
 
     fig, (lat_ax, cpu_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
     labels = list(dict.fromkeys(s["label"] for s in steps))
+
+    def series(label: str, value: Any) -> tuple[list[int], list[float], list[tuple[int, float]]]:
+        """Median per concurrency (the line) and every run (the dots) of one server."""
+        runs: dict[int, list[float]] = {}
+        for step in steps:
+            v = value(step) if step["label"] == label else None
+            if v is not None:
+                runs.setdefault(step["concurrency"], []).append(float(v))
+        xs = sorted(runs)
+        points = [(x, v) for x in xs for v in runs[x]]
+        return xs, [statistics.median(runs[x]) for x in xs], points
+
     for n, label in enumerate(labels):
-        mine = sorted((s for s in steps if s["label"] == label), key=lambda s: s["concurrency"])
-        xs = [s["concurrency"] for s in mine]
         style = "-" if n == 0 else "--"
-        for q, marker in (("p50", "o"), ("p95", "s"), ("p99", "^")):
-            ys = [s["latency_ms"][q] for s in mine]
-            lat_ax.plot(
-                xs,
-                [math.nan if y is None else y for y in ys],
-                style,
-                marker=marker,
-                label=f"{label} {q}",
-            )
-        cpu = [s.get("server", {}).get("cpu_percent") for s in mine]
-        if any(c is not None for c in cpu):
-            cpu_ax.plot(
-                xs, [math.nan if c is None else c for c in cpu], style, marker="o", label=label
-            )
+        plots: list[tuple[Any, str, Any, str]] = [
+            (lat_ax, f"{label} {q}", lambda s, q=q: s["latency_ms"][q], marker)
+            for q, marker in (("p50", "o"), ("p95", "s"), ("p99", "^"))
+        ]
+        plots.append((cpu_ax, label, lambda s: s.get("server", {}).get("cpu_percent"), "o"))
+        for ax, name, value, marker in plots:
+            xs, medians, points = series(label, value)
+            if not xs:
+                continue
+            (line,) = ax.plot(xs, medians, style, marker=marker, label=name)
+            if len(points) > len(xs):  # repeated runs: show each one faintly
+                ax.scatter(*zip(*points, strict=True), color=line.get_color(), alpha=0.3, s=12)
     lat_ax.set(xlabel="concurrent calls", ylabel="ms", title="END_OF_INPUT → first reply audio")
     cpu_ax.set(xlabel="concurrent calls", ylabel="% of one core", title="server CPU")
     for ax in (lat_ax, cpu_ax):
