@@ -105,7 +105,7 @@ def json_logs() -> Iterator[io.StringIO]:
     """The root logger as ``setup_logging(format="json")`` makes it, writing to a buffer."""
     root = logging.getLogger()
     saved = root.handlers[:], root.level
-    setup_logging("INFO", "json")
+    setup_logging("DEBUG", "json")
     buffer = io.StringIO()
     for handler in root.handlers:
         assert isinstance(handler, logging.StreamHandler)
@@ -130,7 +130,7 @@ async def test_json_logs_carry_conversation_and_tracking_ids(
     assert len(echoed) == 1
     assert echoed[0]["conversation_id"] == call.conversation_id
     assert echoed[0]["tracking_id"].startswith("SIM_")
-    assert echoed[0]["level"] == "INFO" and echoed[0]["logger"]
+    assert echoed[0]["level"] == "DEBUG" and echoed[0]["logger"]
     # Lines logged outside any call carry "-" rather than another call's ids.
     outside = [line for line in lines if "serving VoiceVirtualAgent" in line["msg"]]
     assert all(line["conversation_id"] == "-" for line in outside)
