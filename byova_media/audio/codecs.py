@@ -36,7 +36,7 @@ ALAW_SILENCE = 0xD5
 """The A-law code for digital silence (sample value 8, the smallest positive step)."""
 
 # Below this many samples the C encoder wins (a numpy call costs ~1 µs of fixed overhead);
-# above it the table gather wins by an order of magnitude. Measured in benchmarks/audio.md.
+# above it the table gather wins by an order of magnitude. Measured in benchmarks/README.md.
 _C_ENCODE_MAX_SAMPLES = 1024
 _LE_INT16 = np.dtype("<i2")
 _NATIVE_LE = sys.byteorder == "little"
