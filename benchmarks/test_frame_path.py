@@ -9,25 +9,21 @@ nothing, the bare C decode (``audioop.ulaw2lin``), or an ``asyncio.Queue`` round
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import numpy as np
 import pytest
 
-from byova_echo import EchoAgent
 from byova_media._proto import voicevirtualagent_pb2 as pb
-from byova_media.agent import AgentSpec
-from byova_media.app import App
 from byova_media.audio._audioop import audioop
 from byova_media.audio.codecs import pcm_to_ulaw
 from byova_media.audio.vad import EnergyVAD
 from byova_media.audio_turn import AudioTurn
-from byova_media.config import Config
-from byova_media.conversation import Conversation, ConversationRegistry
+from byova_media.conversation import Conversation
 from byova_media.loadtest.scenario import speech_pcm
-from byova_media.plugins import PluginHost
 
 FRAMES = 500
+RunAsync = Callable[[str, Callable[[], Awaitable[None]]], None]
 GROUP = "frame path: 500 frames (10 s) of one audio RPC"
 
 
@@ -58,32 +54,13 @@ async def _iterate(requests: list[pb.VoiceVARequest]) -> AsyncIterator[pb.VoiceV
 
 
 @pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
-
-
-@pytest.fixture(scope="module")
-def conversation() -> Conversation:
-    app = App(config=Config(), plugins=PluginHost.create(discover=False))
-    spec = AgentSpec("echo", lambda call: EchoAgent())
-    return ConversationRegistry(app, {"echo": spec}, "echo").create("bench", spec, "org", "trk")
-
-
-def _run(
-    benchmark: pytest.FixtureRequest,
-    loop: asyncio.AbstractEventLoop,
-    work: Callable[[], Awaitable[None]],
-) -> None:
-    benchmark.group = GROUP  # type: ignore[attr-defined]
-    benchmark(lambda: loop.run_until_complete(work()))  # type: ignore[operator]
+def conversation(echo_conversation: Callable[..., Conversation]) -> Conversation:
+    return echo_conversation()
 
 
 @pytest.mark.parametrize("audio", ["silence", "speech"])
 def test_audio_turn_read(
-    benchmark: pytest.FixtureRequest,
-    loop: asyncio.AbstractEventLoop,
+    run_async: RunAsync,
     conversation: Conversation,
     audio: str,
 ) -> None:
@@ -95,36 +72,30 @@ def test_audio_turn_read(
         assert turn.frames == FRAMES
         assert turn.detector is not None and turn.detector.in_speech == (audio == "speech")
 
-    _run(benchmark, loop, work)
+    run_async(GROUP, work)
 
 
-def test_reference_iteration_only(
-    benchmark: pytest.FixtureRequest, loop: asyncio.AbstractEventLoop
-) -> None:
+def test_reference_iteration_only(run_async: RunAsync) -> None:
     async def work() -> None:
         async for request in _iterate(SPEECH):
             request.audio_input.caller_audio  # noqa: B018 - the field access is the work
 
-    _run(benchmark, loop, work)
+    run_async(GROUP, work)
 
 
-def test_reference_bare_ulaw2lin(
-    benchmark: pytest.FixtureRequest, loop: asyncio.AbstractEventLoop
-) -> None:
+def test_reference_bare_ulaw2lin(run_async: RunAsync) -> None:
     async def work() -> None:
         async for request in _iterate(SPEECH):
             audioop.ulaw2lin(request.audio_input.caller_audio, 2)
 
-    _run(benchmark, loop, work)
+    run_async(GROUP, work)
 
 
-def test_reference_queue_round_trip(
-    benchmark: pytest.FixtureRequest, loop: asyncio.AbstractEventLoop
-) -> None:
+def test_reference_queue_round_trip(run_async: RunAsync) -> None:
     async def work() -> None:
         queue: asyncio.Queue[bytes] = asyncio.Queue()
         async for request in _iterate(SPEECH):
             queue.put_nowait(request.audio_input.caller_audio)
             await queue.get()
 
-    _run(benchmark, loop, work)
+    run_async(GROUP, work)

@@ -7,58 +7,34 @@ same slicing wrapped in protobuf messages, and a WAV header concatenation.
 
 from __future__ import annotations
 
-import asyncio
 import struct
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 import pytest
 
-from byova_echo import EchoAgent
 from byova_media._proto import voicevirtualagent_pb2 as pb
-from byova_media.agent import AgentSpec, Reply
-from byova_media.app import App
+from byova_media.agent import Reply
 from byova_media.audio.codecs import pcm_to_ulaw
 from byova_media.config import Config
-from byova_media.conversation import Conversation, ConversationRegistry
+from byova_media.conversation import Conversation
 from byova_media.loadtest.scenario import speech_pcm
-from byova_media.plugins import PluginHost
 from byova_media.replies import send_reply
 from byova_media.rpc import RpcOutput
 
 PROMPT = pcm_to_ulaw(speech_pcm(10_000, seed=3))  # 80,000 B
 CHUNK_BYTES = 8000
+RunAsync = Callable[[str, Callable[[], Awaitable[None]]], None]
 GROUP = "reply path: one 10 s prompt"
-
-
-@pytest.fixture(scope="module")
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
-
-
-def _conversation(mode: Literal["chunk", "wav"]) -> Conversation:
-    config = Config(reply_mode=mode, chunk_bytes=CHUNK_BYTES, chunk_lead_ms=0)
-    app = App(config=config, plugins=PluginHost.create(discover=False))
-    spec = AgentSpec("echo", lambda call: EchoAgent())
-    return ConversationRegistry(app, {"echo": spec}, "echo").create("bench", spec, "org", "trk")
-
-
-def _run(
-    benchmark: pytest.FixtureRequest,
-    loop: asyncio.AbstractEventLoop,
-    work: Callable[[], Awaitable[None]],
-) -> None:
-    benchmark.group = GROUP  # type: ignore[attr-defined]
-    benchmark(lambda: loop.run_until_complete(work()))  # type: ignore[operator]
 
 
 @pytest.mark.parametrize("mode", ["chunk", "wav"])
 def test_send_reply(
-    benchmark: pytest.FixtureRequest, loop: asyncio.AbstractEventLoop, mode: Literal["chunk", "wav"]
+    run_async: RunAsync,
+    echo_conversation: Callable[..., Conversation],
+    mode: Literal["chunk", "wav"],
 ) -> None:
-    conv = _conversation(mode)
+    conv = echo_conversation(Config(reply_mode=mode, chunk_bytes=CHUNK_BYTES, chunk_lead_ms=0))
 
     async def work() -> None:
         out = RpcOutput(conv.app.metrics)
@@ -66,7 +42,7 @@ def test_send_reply(
         expected = len(PROMPT) // CHUNK_BYTES + 1 if mode == "chunk" else 1
         assert out.queue.qsize() == expected and out.final_sent
 
-    _run(benchmark, loop, work)
+    run_async(GROUP, work)
 
 
 def test_reference_slicing(benchmark: pytest.FixtureRequest) -> None:
