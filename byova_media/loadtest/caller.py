@@ -155,12 +155,12 @@ class _Caller:
         async def requests() -> AsyncIterator[pb.VoiceVARequest]:
             # The simulator's own request building, as Webex sends it: settings first,
             # then a few tiny bytes, then 160 B every 20 ms.
-            yield call._request(
+            yield call.request(
                 audio_input=pb.VoiceInput(
                     encoding=pb.VoiceInput.MULAW_FORMAT, sample_rate_hertz=8000
                 )
             )
-            yield call._request(audio_input=pb.VoiceInput(caller_audio=b"\xff\xff\xff"))
+            yield call.request(audio_input=pb.VoiceInput(caller_audio=b"\xff\xff\xff"))
             start = time.monotonic()
             sent = 0
             try:
@@ -171,7 +171,7 @@ class _Caller:
                     delay = due - time.monotonic()
                     if delay > 0:
                         await asyncio.sleep(delay)
-                    yield call._request(audio_input=pb.VoiceInput(caller_audio=frame))
+                    yield call.request(audio_input=pb.VoiceInput(caller_audio=frame))
                     # Resumed once the write of this frame has completed.
                     lateness = time.monotonic() - due
                     sent += 1
@@ -184,7 +184,7 @@ class _Caller:
                 tally.frames_due += max(sent, min(len(frames), int(elapsed / _FRAME_S) + 1))
                 holder["r"].frames_sent = sent
 
-        return await call._rpc("audio", requests(), eoi, holder)
+        return await call.stream("audio", requests(), eoi, holder)
 
 
 def _frames_for(scenario: Scenario) -> dict[int, list[bytes]]:

@@ -109,7 +109,8 @@ class SimulatedCall:
         self.org_id = org_id
         self.history: list[RpcResult] = []
 
-    def _request(self, **fields: Any) -> pb.VoiceVARequest:
+    def request(self, **fields: Any) -> pb.VoiceVARequest:
+        """A request of this call (ids filled in) carrying ``fields``; for custom flows."""
         return pb.VoiceVARequest(
             conversation_id=self.conversation_id,
             customer_org_id=self.org_id,
@@ -123,7 +124,7 @@ class SimulatedCall:
         parameters = struct_pb2.Struct()
         if params:
             parameters.update(dict(params))
-        return self._request(
+        return self.request(
             event_input=pb.EventInput(event_type=kind, name=name, parameters=parameters)
         )
 
@@ -151,14 +152,14 @@ class SimulatedCall:
         await self._simple("start_of_dtmf", self._event(pb.EventInput.START_OF_DTMF))
         events: list[Any] = [digit_value(d) for d in digits]
         return await self._simple(
-            "dtmf", self._request(dtmf_input=pb.DTMFInputs(dtmf_events=events))
+            "dtmf", self.request(dtmf_input=pb.DTMFInputs(dtmf_events=events))
         )
 
     async def _simple(self, kind: str, request: pb.VoiceVARequest) -> RpcResult:
         async def requests() -> AsyncIterator[pb.VoiceVARequest]:
             yield request
 
-        return await self._rpc(kind, requests(), None)
+        return await self.stream(kind, requests(), None)
 
     async def say(
         self,
@@ -200,11 +201,11 @@ class SimulatedCall:
         result_holder: dict[str, RpcResult] = {}
 
         async def requests() -> AsyncIterator[pb.VoiceVARequest]:
-            yield self._request(
+            yield self.request(
                 audio_input=pb.VoiceInput(encoding=_WIRE_ENCODING[encoding], sample_rate_hertz=8000)
             )
             if tiny_prefix:
-                yield self._request(audio_input=pb.VoiceInput(caller_audio=b"\xff\xff\xff"))
+                yield self.request(audio_input=pb.VoiceInput(caller_audio=b"\xff\xff\xff"))
             started = time.monotonic()
             for n, index in enumerate(order):
                 if eoi.is_set():
@@ -212,7 +213,7 @@ class SimulatedCall:
                 message = pb.VoiceInput(caller_audio=frames[index])
                 if timestamps:
                     message.audio_timestamp.FromMilliseconds(1_700_000_000_000 + 20 * index)
-                yield self._request(audio_input=message)
+                yield self.request(audio_input=message)
                 result_holder["r"].frames_sent += 1
                 if self.sim.realtime:
                     delay = started + (n + 1) * FRAME_S - time.monotonic()
@@ -221,15 +222,20 @@ class SimulatedCall:
                 elif n % 10 == 9:
                     await asyncio.sleep(0)
 
-        return await self._rpc("audio", requests(), eoi, result_holder)
+        return await self.stream("audio", requests(), eoi, result_holder)
 
-    async def _rpc(
+    async def stream(
         self,
         kind: str,
         requests: AsyncIterator[pb.VoiceVARequest],
         eoi: asyncio.Event | None,
         holder: dict[str, RpcResult] | None = None,
     ) -> RpcResult:
+        """Run one RPC: send ``requests``, collect every response, return the result.
+
+        ``eoi`` is set when END_OF_INPUT arrives (a request generator stops on it, as
+        Webex does); ``holder["r"]`` receives the result object before the RPC starts.
+        """
         result = RpcResult(kind=kind)
         if holder is not None:
             holder["r"] = result
