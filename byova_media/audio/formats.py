@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from byova_media.audio.codecs import Encoding
+from byova_media.audio.codecs import ULAW_SILENCE, Encoding
 
-__all__ = ["ALAW_8K", "L16_8K", "L16_16K", "ULAW_8K", "AudioFormat"]
+__all__ = [
+    "ALAW_8K",
+    "FRAME_MS",
+    "FRAME_SAMPLES",
+    "L16_8K",
+    "L16_16K",
+    "ULAW_8K",
+    "ULAW_SILENCE_FRAME",
+    "AudioFormat",
+    "ulaw_silence",
+]
 
 
 @dataclass(frozen=True)
@@ -39,3 +49,18 @@ ULAW_8K = AudioFormat(Encoding.MULAW, 8000)
 ALAW_8K = AudioFormat(Encoding.ALAW, 8000)
 L16_8K = AudioFormat(Encoding.L16, 8000)
 L16_16K = AudioFormat(Encoding.L16, 16000)
+
+
+FRAME_MS = 20
+"""The unit of the whole audio path: Webex sends, and the engine processes, 20 ms frames."""
+FRAME_SAMPLES = ULAW_8K.bytes_for_ms(FRAME_MS)
+"""Samples in one frame at 8 kHz (160; also its size in G.711 bytes)."""
+
+
+def ulaw_silence(ms: float) -> bytes:
+    """``ms`` milliseconds of 8 kHz μ-law silence."""
+    return bytes([ULAW_SILENCE]) * ULAW_8K.bytes_for_ms(ms)
+
+
+ULAW_SILENCE_FRAME = ulaw_silence(FRAME_MS)
+"""One 20 ms frame of μ-law silence, as a client sends while it waits for speech."""

@@ -19,16 +19,16 @@ import grpc
 
 from byova_media._proto import voicevirtualagent_pb2 as pb
 from byova_media.audio.codecs import pcm_to_ulaw
+from byova_media.audio.formats import FRAME_MS, FRAME_SAMPLES, ULAW_SILENCE_FRAME
 from byova_media.loadtest.scenario import Scenario, Step, speech_pcm
 from byova_media.testing.simulator import RpcResult, SimulatedCall, WebexSimulator
 
 __all__ = ["Tally", "run_callers"]
 
-_FRAME_S = 0.020
+_FRAME_S = FRAME_MS / 1000
 #: What grpc.aio's client reports when a write fails just after the server completed the
 #: RPC (grpc/grpc#36066): the server's OK status is overwritten on the client side.
 _CLIENT_WRITE_RACE = "Internal error from Core"
-_FRAME_BYTES = 160
 
 
 @dataclass
@@ -189,15 +189,14 @@ class _Caller:
 
 def _frames_for(scenario: Scenario) -> dict[int, list[bytes]]:
     """μ-law frames of each utterance length in the script, with lead and trail silence."""
-    silence = b"\xff" * _FRAME_BYTES
-    lead = [silence] * (scenario.lead_silence_ms // 20)
-    trail = [silence] * (scenario.trail_silence_ms // 20)
+    lead = [ULAW_SILENCE_FRAME] * (scenario.lead_silence_ms // FRAME_MS)
+    trail = [ULAW_SILENCE_FRAME] * (scenario.trail_silence_ms // FRAME_MS)
     out: dict[int, list[bytes]] = {}
     for step in scenario.script:
         if step.kind == "say" and step.ms not in out:
             ulaw = pcm_to_ulaw(speech_pcm(step.ms, seed=step.ms))
-            speech = [ulaw[i : i + _FRAME_BYTES] for i in range(0, len(ulaw), _FRAME_BYTES)]
-            out[step.ms] = lead + [f for f in speech if len(f) == _FRAME_BYTES] + trail
+            speech = [ulaw[i : i + FRAME_SAMPLES] for i in range(0, len(ulaw), FRAME_SAMPLES)]
+            out[step.ms] = lead + [f for f in speech if len(f) == FRAME_SAMPLES] + trail
     return out
 
 

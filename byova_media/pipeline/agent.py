@@ -32,6 +32,7 @@ from byova_media.agent import (
     Transfer,
     Utterance,
 )
+from byova_media.audio.formats import FRAME_MS
 from byova_media.pipeline.answer import AnswerRun
 from byova_media.pipeline.history import History, heard_text
 from byova_media.pipeline.settings import PipelineSettings
@@ -51,8 +52,6 @@ __all__ = [
     "no_input_note",
     "parse_dtmf_note",
 ]
-
-FRAME_MS = 20
 
 
 def dtmf_note(digits: str) -> str:

@@ -26,6 +26,7 @@ from google.protobuf import struct_pb2
 from byova_media._proto import voicevirtualagent_pb2 as pb
 from byova_media._proto import voicevirtualagent_pb2_grpc as pb_grpc
 from byova_media.audio.codecs import Encoding, encode, ulaw_to_pcm
+from byova_media.audio.formats import FRAME_MS, FRAME_SAMPLES
 from byova_media.audio.resample import resample
 from byova_media.audio.wav import is_wav, read_wav, ulaw_wav, wav_to_ulaw
 from byova_media.wire import digit_value
@@ -38,8 +39,7 @@ _WIRE_ENCODING = {
     Encoding.ALAW: pb.VoiceInput.ALAW_FORMAT,
     Encoding.L16: pb.VoiceInput.LINEAR16_FORMAT,
 }
-FRAME_SAMPLES = 160
-FRAME_S = 0.020
+FRAME_S = FRAME_MS / 1000
 
 
 @dataclass

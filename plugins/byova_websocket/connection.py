@@ -22,6 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from byova_media import __version__
+from byova_media.audio.formats import FRAME_MS, ULAW_SILENCE_FRAME
 from byova_websocket.protocol import (
     BackendEvent,
     Message,
@@ -35,8 +36,7 @@ __all__ = ["BackendLink", "LinkStats", "connect_options"]
 
 log = logging.getLogger(__name__)
 
-FRAME_S = 0.020
-SILENCE_FRAME = b"\xff" * 160  # 20 ms of μ-law silence at 8 kHz
+FRAME_S = FRAME_MS / 1000
 #: After a stall, forget at most this much owed silence instead of bursting it.
 _MAX_SILENCE_DEBT_S = 0.2
 _CLOSE_S = 1.0
@@ -107,7 +107,7 @@ class BackendLink:
         self._on_ended = on_ended
         self.stats = LinkStats()
         self._audio: collections.deque[bytes] = collections.deque(
-            maxlen=max(1, settings.caller_queue_ms // 20)
+            maxlen=max(1, settings.caller_queue_ms // FRAME_MS)
         )
         self._control: collections.deque[Message | Callable[[WireProtocol], list[Message]]] = (
             collections.deque(maxlen=settings.control_queue)
@@ -174,32 +174,12 @@ class BackendLink:
     # --- the connection's life ---
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        s = self.settings
-        delay = s.reconnect_initial_ms / 1000
-        down_since = loop.time()
+        """Connect, serve, and reconnect (resuming the call) until the call or backend ends."""
         resumed = False
-        options = connect_options(s)
         while not self._closing:
-            try:
-                ws = await connect(s.url, **options)
-            except (OSError, TimeoutError, InvalidHandshake, InvalidURI, ValueError) as exc:
-                waited = loop.time() - down_since
-                log.warning(
-                    "backend %s unreachable (%s) for %.1f s [conversation=%s]",
-                    s.safe_url,
-                    type(exc).__name__,
-                    waited,
-                    self.info.conversation_id,
-                )
-                if waited * 1000 >= s.down_limit_ms:
-                    self._fail("backend_unavailable")
-                    return
-                # Exponential backoff with jitter, never sleeping past the limit.
-                pause = min(delay * random.uniform(0.5, 1.0), s.down_limit_ms / 1000 - waited)
-                await asyncio.sleep(max(pause, 0.0))
-                delay = min(delay * 2, s.reconnect_max_ms / 1000)
-                continue
+            ws = await self._connect()
+            if ws is None:
+                return  # down past the limit: the fallback took over
             protocol = self._factory()
             self._ws, self._protocol = ws, protocol
             try:
@@ -210,13 +190,8 @@ class BackendLink:
             self.stats.connects += 1
             if resumed:
                 self.stats.reconnects += 1
-                log.info(
-                    "backend %s reconnected; conversation resumed [conversation=%s]",
-                    s.safe_url,
-                    self.info.conversation_id,
-                )
+                log.info("backend %s reconnected; conversation resumed", self.settings.safe_url)
             resumed = True
-            delay = s.reconnect_initial_ms / 1000
             self._connected.set()
             self._settled.set()
             code = await self._serve(ws, protocol)
@@ -225,19 +200,42 @@ class BackendLink:
             self._connected.clear()
             self._ws = None
             if code == _NORMAL_CLOSURE:
-                log.info(
-                    "backend closed the call's socket [conversation=%s]", self.info.conversation_id
-                )
+                log.info("backend closed the call's socket")
                 self._settled.set()
                 self._on_ended()
                 return
             log.warning(
-                "backend %s dropped (%s); reconnecting [conversation=%s]",
-                s.safe_url,
+                "backend %s dropped (%s); reconnecting",
+                self.settings.safe_url,
                 code or "no close frame",
-                self.info.conversation_id,
             )
-            down_since = loop.time()
+
+    async def _connect(self) -> ClientConnection | None:
+        """Open the socket, retrying with backoff; ``None`` once down past ``down_limit_ms``."""
+        loop = asyncio.get_running_loop()
+        s = self.settings
+        delay = s.reconnect_initial_ms / 1000
+        down_since = loop.time()
+        options = connect_options(s)
+        while not self._closing:
+            try:
+                return await connect(s.url, **options)
+            except (OSError, TimeoutError, InvalidHandshake, InvalidURI, ValueError) as exc:
+                waited = loop.time() - down_since
+                log.warning(
+                    "backend %s unreachable (%s) for %.1f s",
+                    s.safe_url,
+                    type(exc).__name__,
+                    waited,
+                )
+                if waited * 1000 >= s.down_limit_ms:
+                    self._fail("backend_unavailable")
+                    return None
+                # Exponential backoff with jitter, never sleeping past the limit.
+                pause = min(delay * random.uniform(0.5, 1.0), s.down_limit_ms / 1000 - waited)
+                await asyncio.sleep(max(pause, 0.0))
+                delay = min(delay * 2, s.reconnect_max_ms / 1000)
+        return None
 
     def _fail(self, reason: str) -> None:
         self.failed = True
@@ -273,20 +271,13 @@ class BackendLink:
                 except ProtocolError as exc:
                     self.stats.protocol_errors += 1
                     if self.stats.protocol_errors <= 3:
-                        log.warning(
-                            "ignoring a malformed backend message: %s [conversation=%s]",
-                            exc,
-                            self.info.conversation_id,
-                        )
+                        log.warning("ignoring a malformed backend message: %s", exc)
                     continue
                 for event in events:
                     try:
                         self._on_event(event)
                     except Exception:
-                        log.exception(
-                            "handling a backend event failed [conversation=%s]",
-                            self.info.conversation_id,
-                        )
+                        log.exception("handling a backend event failed")
         except ConnectionClosed:
             pass
 
@@ -314,7 +305,7 @@ class BackendLink:
                 if now >= due:
                     if now - due > _MAX_SILENCE_DEBT_S:
                         origin += now - due - _MAX_SILENCE_DEBT_S
-                    await ws.send(protocol.audio(SILENCE_FRAME))
+                    await ws.send(protocol.audio(ULAW_SILENCE_FRAME))
                     self.stats.silence_frames += 1
                     frames += 1
                     continue

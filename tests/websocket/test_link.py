@@ -17,7 +17,8 @@ from cryptography.x509.oid import NameOID
 from websockets.asyncio.server import ServerConnection, serve
 from ws_backends import Backend
 
-from byova_websocket.connection import SILENCE_FRAME, BackendLink
+from byova_media.audio.formats import ULAW_SILENCE_FRAME as SILENCE_FRAME
+from byova_websocket.connection import BackendLink
 from byova_websocket.native import NativeProtocol
 from byova_websocket.protocol import BackendEvent, SessionInfo
 from byova_websocket.settings import ConnectorSettings
