@@ -16,13 +16,22 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from byova_media.metrics import Metrics
 
-__all__ = ["AdmissionMonitor", "Overload"]
+__all__ = ["AdmissionError", "AdmissionMonitor", "Overload"]
 
 _INTERVAL_S = 0.1
 _WINDOW = 10  # samples: about one second of history
+
+
+class AdmissionError(Exception):
+    """A new conversation was refused; ``code`` names the gRPC status to answer with."""
+
+    def __init__(self, code: Literal["RESOURCE_EXHAUSTED", "UNAVAILABLE"], message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 Per frame the work is decode → (resample) → jitter buffer → VAD/turn detector, done
 inline in the task that reads the RPC: no queue hop, no plugin-manager dispatch, no
-per-frame objects beyond the numpy arrays. Only turn boundaries cross to the RPC's
-main task, through a small queue.
+per-frame objects beyond the numpy arrays. Only turn boundaries (:class:`TurnSignal`)
+cross to the RPC's main task, through :attr:`AudioTurn.signals`.
 """
 
 from __future__ import annotations
@@ -13,39 +13,32 @@ import collections
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from byova_media._proto import voicevirtualagent_pb2 as pb
 from byova_media.audio.codecs import Encoding, decode
+from byova_media.audio.formats import FRAME_MS, FRAME_SAMPLES
 from byova_media.audio.jitter import JitterBuffer
 from byova_media.audio.resample import Resampler
 from byova_media.audio.vad import TurnDetector, VoiceActivityDetector
 from byova_media.conversation import Conversation
+from byova_media.turn_signals import TurnEvent, TurnSignal
 from byova_media.wire import encoding_from_wire
 
-__all__ = ["AudioTurn", "TurnSignal"]
+__all__ = ["AudioTurn"]
 
 log = logging.getLogger(__name__)
 
-FRAME_SAMPLES = 160  # 20 ms at 8 kHz, the unit of the whole inbound path
-FRAME_MS = 20
 _NONE: tuple[np.ndarray, ...] = ()  # the empty result
 
 
-@dataclass(frozen=True)
-class TurnSignal:
-    """A turn boundary for the RPC's main task: caller started/ended, or the stream ended."""
-
-    kind: Literal["start", "end", "eos"]
-    at: float
-    speech_end_at: float | None = None
-
-
 class AudioTurn:
-    """State of one audio RPC; :meth:`read` consumes the requests, :attr:`signals` reports."""
+    """State of one audio RPC; :meth:`read` consumes the requests, :attr:`signals` reports.
+
+    It is the conversation's :class:`~byova_media.conversation.TurnListener` while the
+    RPC is open, so an agent that does its own turn-taking ends turns through it.
+    """
 
     def __init__(
         self, conv: Conversation, vad_factory: Callable[[], VoiceActivityDetector]
@@ -58,10 +51,9 @@ class AudioTurn:
         self.jitter = JitterBuffer(
             frame_ms=FRAME_MS, floor_ms=config.jitter_floor_ms, ceiling_ms=config.jitter_ceiling_ms
         )
-        self.agent_turns = conv.agent.turn_taking == "agent"
         self.detector = (
             None
-            if self.agent_turns
+            if conv.agent.turn_taking == "agent"
             else TurnDetector(
                 vad_factory(),
                 frame_ms=FRAME_MS,
@@ -80,22 +72,20 @@ class AudioTurn:
         self._resampler: Resampler | None = None
         self._resampler_rate = 0
         self._carry = np.zeros(0, dtype=np.int16)
-        self.started = False
         self.ended = False
-        self.frames = 0
-        self.ignored_tiny = 0
+        self._tiny = 0  # payloads under min_audio_bytes
         self._warned: set[str] = set()
         self._on_audio_ok = conv.agent.wants_audio
         self._settled = False
 
     # --- called from the agent (turn_taking = "agent") through Call ---
 
-    def signal(self, kind: str) -> bool:
-        if self.ended or kind not in ("start", "end"):
+    def signal(self, event: TurnEvent) -> bool:
+        if self.ended or event is TurnEvent.STREAM_END:
             return False
-        if kind == "start" and self._start_index is None:
+        if event is TurnEvent.SPEECH_START and self._start_index is None:
             self._start_index = self._index
-        self.signals.put_nowait(TurnSignal("start" if kind == "start" else "end", time.monotonic()))
+        self.signals.put_nowait(TurnSignal(event, time.monotonic()))
         return True
 
     # --- reading ---
@@ -103,12 +93,12 @@ class AudioTurn:
     def _warn_once(self, key: str, message: str, *args: object) -> None:
         if key not in self._warned:
             self._warned.add(key)
-            log.warning(message + " [conversation=%s]", *args, self.conv.call.conversation_id)
+            log.warning(message, *args)
 
     async def read(
         self, first: pb.VoiceVARequest, requests: AsyncIterator[pb.VoiceVARequest]
     ) -> None:
-        """Consume the RPC's requests until the client half-closes; then signal ``eos``.
+        """Consume the RPC's requests until the client half-closes; then signal the stream end.
 
         Per message the work is synchronous; only agents that want the audio cost an
         ``await`` per frame.
@@ -133,7 +123,7 @@ class AudioTurn:
             if not self.ended:
                 await self._feed(self.jitter.flush())
         finally:
-            self.signals.put_nowait(TurnSignal("eos", time.monotonic()))
+            self.signals.put_nowait(TurnSignal(TurnEvent.STREAM_END, time.monotonic()))
 
     async def _feed(self, frames: Sequence[np.ndarray]) -> None:
         if self._on_audio_ok:
@@ -149,32 +139,24 @@ class AudioTurn:
             return
         try:
             await self.conv.agent.on_audio(self.conv.call, frame)
-        except Exception:
+        except Exception as exc:
             self._on_audio_ok = False
-            self.metrics.plugin_errors.labels(plugin=self.conv.spec.virtual_agent_id).inc()
-            log.exception(
-                "agent.on_audio failed; no more frames go to it on this RPC [conversation=%s]",
-                self.conv.call.conversation_id,
+            self.conv.report_failure(
+                f"on_audio failed ({exc!r}); no more frames go to it on this RPC", exc
             )
 
     def _settings(self, audio: pb.VoiceInput) -> None:
         """Encoding, rate and language: from the settings message (and the first audio)."""
-        conv = self.conv
-        if audio.encoding:
-            encoding = encoding_from_wire(audio.encoding)
-            if encoding is None:
-                self._warn_once(
-                    "enc",
-                    "unknown audio encoding %d; keeping %s",
-                    audio.encoding,
-                    conv.encoding.value,
-                )
-            else:
-                conv.encoding = encoding
-        if audio.sample_rate_hertz > 0:
-            conv.sample_rate = audio.sample_rate_hertz
-        if audio.language_code:
-            conv.call.language_code = audio.language_code
+        encoding = encoding_from_wire(audio.encoding) if audio.encoding else None
+        if audio.encoding and encoding is None:
+            self._warn_once(
+                "enc",
+                "unknown audio encoding %d; keeping %s",
+                audio.encoding,
+                self.conv.encoding.value,
+            )
+        rate = audio.sample_rate_hertz if audio.sample_rate_hertz > 0 else None
+        self.conv.set_audio_format(encoding, rate, audio.language_code)
         if audio.caller_audio:
             self._settled = True  # later messages carry only audio (Webex's sequence)
 
@@ -184,7 +166,7 @@ class AudioTurn:
         if not data or self.ended:
             return _NONE  # the settings message, or stragglers after END_OF_INPUT
         if len(data) < self.config.min_audio_bytes:
-            self.ignored_tiny += 1  # Webex sends a few bytes at call start
+            self._tiny += 1  # Webex sends a few bytes at call start
             return _NONE
         conv = self.conv
         if conv.encoding is Encoding.L16 and len(data) % 2:
@@ -226,7 +208,6 @@ class AudioTurn:
 
     def _frame(self, frame: np.ndarray) -> None:
         """VAD and turn state for one frame, in order; O(1) apart from numpy."""
-        self.frames += 1
         self._index += 1
         if self._start_index is None:
             self._before.append(frame)
@@ -243,7 +224,7 @@ class AudioTurn:
             back = min(self._index - event.frame_index, len(self._before))
             self._utterance = list(self._before)[len(self._before) - back :] if back > 0 else []
             self._start_index = event.frame_index
-            self.signals.put_nowait(TurnSignal("start", now))
+            self.signals.put_nowait(TurnSignal(TurnEvent.SPEECH_START, now))
         elif event is not None and event.kind == "end" and self._start_index is not None:
             self._end(now, trailing=self._index - event.frame_index)
         elif self._start_index is not None and len(self._utterance) >= self._max_frames:
@@ -259,7 +240,7 @@ class AudioTurn:
         if trailing > 0:
             del self._utterance[len(self._utterance) - min(trailing, len(self._utterance)) :]
         self.signals.put_nowait(
-            TurnSignal("end", now, speech_end_at=now - trailing * FRAME_MS / 1000.0)
+            TurnSignal(TurnEvent.SPEECH_END, now, speech_end_at=now - trailing * FRAME_MS / 1000.0)
         )
 
     def finish(self) -> None:
@@ -273,7 +254,8 @@ class AudioTurn:
 
     def record_stats(self) -> None:
         stats = self.jitter.stats
-        self.metrics.frames_in.inc(self.frames)
+        self.metrics.frames_in.inc(self._index)
+        self.metrics.frames_tiny.inc(self._tiny)
         self.metrics.frames_late.inc(stats.late_dropped)
         self.metrics.frames_duplicate.inc(stats.duplicate)
         self.metrics.frames_concealed.inc(stats.concealed)

@@ -7,18 +7,22 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from byova_media.turn_signals import TurnEvent
+
 if TYPE_CHECKING:
     from byova_media.app import App
 
 __all__ = ["Call"]
 
-_log = logging.getLogger("byova_media.call")
-
 
 class Call:
     """What an agent knows about its conversation and can ask of the engine.
 
-    Lives as long as the conversation (across all of Webex's RPCs for it).
+    Lives as long as the conversation (across all of Webex's RPCs for it). ``signal``
+    and ``heard`` are the conversation's own operations, passed in when it builds the
+    call: ``signal`` routes an agent-driven turn boundary to the open audio stream,
+    ``heard`` says how much of the current reply the caller has heard. A call built
+    alone (e.g. in an agent's unit test) has neither.
     """
 
     def __init__(
@@ -29,7 +33,7 @@ class Call:
         virtual_agent_id: str,
         customer_org_id: str,
         tracking_id: str = "",
-        signal: Callable[[str], bool] | None = None,
+        signal: Callable[[TurnEvent], bool] | None = None,
         heard: Callable[[], int] | None = None,
     ) -> None:
         self.app = app
@@ -44,10 +48,12 @@ class Call:
         #: The latest transcript/summary; the engine puts them on the call's last response.
         self.transcript: str | None = None
         self.summary: str | None = None
-        self.log = logging.LoggerAdapter(_log, {"conversation_id": conversation_id})
+        #: The agent's logger; every line carries the call's ids (see ``byova_media.logs``).
+        self.log = logging.getLogger(f"byova_media.agent.{virtual_agent_id}")
+        #: Latency milestones of the current turn, by name (see :meth:`mark`).
         self.marks: dict[str, float] = {}
-        self._signal = signal or (lambda _kind: False)
-        self._heard = heard or (lambda: 0)
+        self._signal = signal or _no_stream
+        self._heard = heard or _nothing_heard
 
     def __repr__(self) -> str:
         return f"Call(conversation_id={self.conversation_id!r}, agent={self.virtual_agent_id!r})"
@@ -57,11 +63,11 @@ class Call:
 
         Returns whether an audio RPC was open to carry it.
         """
-        return self._signal("start")
+        return self._signal(TurnEvent.SPEECH_START)
 
     def end_of_input(self) -> bool:
         """Tell Webex the caller's turn ended; the agent's reply follows on the same RPC."""
-        return self._signal("end")
+        return self._signal(TurnEvent.SPEECH_END)
 
     def mark(self, name: str) -> None:
         """Record a latency milestone of the current turn (e.g. ``"llm_first_token"``)."""
@@ -70,3 +76,11 @@ class Call:
     def heard_ms(self) -> int:
         """How much of the current or last reply the caller has heard, in ms."""
         return self._heard()
+
+
+def _no_stream(_event: TurnEvent) -> bool:
+    return False
+
+
+def _nothing_heard() -> int:
+    return 0

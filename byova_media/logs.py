@@ -6,13 +6,15 @@ any code running for a call (including plugins) logs them without passing them a
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
 import time
+from collections.abc import Iterator
 from typing import Literal
 
-__all__ = ["conversation_id_var", "setup_logging", "tracking_id_var"]
+__all__ = ["call_context", "conversation_id_var", "setup_logging", "tracking_id_var"]
 
 conversation_id_var: contextvars.ContextVar[str] = contextvars.ContextVar(
     "byova_conversation_id", default="-"
@@ -20,6 +22,18 @@ conversation_id_var: contextvars.ContextVar[str] = contextvars.ContextVar(
 tracking_id_var: contextvars.ContextVar[str] = contextvars.ContextVar(
     "byova_tracking_id", default="-"
 )
+
+
+@contextlib.contextmanager
+def call_context(conversation_id: str, tracking_id: str = "") -> Iterator[None]:
+    """Log as one call's code outside its RPCs (e.g. when the idle sweeper ends it)."""
+    conv_token = conversation_id_var.set(conversation_id)
+    track_token = tracking_id_var.set(tracking_id or "-")
+    try:
+        yield
+    finally:
+        tracking_id_var.reset(track_token)
+        conversation_id_var.reset(conv_token)
 
 
 class _CallContextFilter(logging.Filter):

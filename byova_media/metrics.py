@@ -25,6 +25,11 @@ class Metrics:
         self.frames_in = Counter("byova_frames_in", "Caller audio frames received", registry=r)
         self.frames_out = Counter("byova_audio_chunks_out", "Audio CHUNK payloads sent", registry=r)
         self.frames_late = Counter("byova_frames_late", "Caller frames dropped as late", registry=r)
+        self.frames_tiny = Counter(
+            "byova_frames_tiny",
+            "Caller audio payloads under min_audio_bytes, ignored (Webex sends some at call start)",
+            registry=r,
+        )
         self.frames_duplicate = Counter(
             "byova_frames_duplicate", "Caller frames dropped as duplicates", registry=r
         )

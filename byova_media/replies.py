@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from byova_media._proto import voicevirtualagent_pb2 as pb
-from byova_media.agent import EndSession, Prompt, Reply, Transfer
+from byova_media.agent import Prompt, Reply
 from byova_media.audio.framing import PlayoutTracker, chunk_ulaw, stream_ulaw_chunks
 from byova_media.audio.wav import is_wav, ulaw_wav, wav_to_ulaw
 from byova_media.conversation import Conversation, Playback
@@ -24,17 +24,9 @@ from byova_media.wire import CHUNK, FINAL, input_handling_config, input_mode, ou
 if TYPE_CHECKING:
     from byova_media.config import Config
 
-__all__ = ["error_reply", "send_reply"]
+__all__ = ["send_reply"]
 
 log = logging.getLogger(__name__)
-
-
-def error_reply(config: Config, reason: str) -> Reply:
-    """The clean ending a caller gets when an agent fails (configurable transfer or end)."""
-    prompt = Prompt(text=config.plugin_error_text)
-    if config.on_plugin_error == "transfer":
-        return Reply(prompts=[prompt], event=Transfer(metadata={"reason": reason}))
-    return Reply(prompts=[prompt], event=EndSession(metadata={"reason": reason}))
 
 
 async def _prompt_chunks(prompt: Prompt, config: Config, first: bool) -> AsyncIterator[bytes]:
@@ -77,8 +69,7 @@ class ReplyError(Exception):
 
 
 async def _stream(
-    prompts: list[Prompt],
-    bargeable: list[bool],
+    prompts: list[tuple[Prompt, bool]],
     out: RpcOutput,
     tracker: PlayoutTracker,
     conv: Conversation,
@@ -86,7 +77,7 @@ async def _stream(
     config = conv.app.config
     lead_s = config.chunk_lead_ms / 1000.0 if config.chunk_lead_ms else None
     first = True
-    for prompt, barge in zip(prompts, bargeable, strict=True):
+    for prompt, barge in prompts:
         text = prompt.text
         try:
             async for chunk in _prompt_chunks(prompt, config, first):
@@ -125,74 +116,77 @@ def _final(reply: Reply, conv: Conversation, prompts: list[pb.Prompt]) -> pb.Voi
     if reply.is_terminal:
         # Terminal responses carry no next-input settings (Cisco's reference shape);
         # they are the call's last response, so the transcript goes here.
-        transcript = reply.transcript if reply.transcript is not None else call.transcript
-        summary = reply.summary if reply.summary is not None else call.summary
-        if transcript:
-            response.session_transcript.text = transcript
-        if summary:
-            response.session_summary.text = summary
+        if call.transcript:
+            response.session_transcript.text = call.transcript
+        if call.summary:
+            response.session_summary.text = call.summary
     else:
         response.input_mode = input_mode(reply.input_mode)
         response.input_handling_config.CopyFrom(input_handling_config(config, reply.input_handling))
     return response
 
 
-async def send_reply(conv: Conversation, out: RpcOutput, reply: Reply | None) -> bool:
-    """Send ``reply`` on ``out`` ending with its one FINAL; return whether it was barged.
+async def send_reply(conv: Conversation, out: RpcOutput, reply: Reply) -> None:
+    """Send ``reply`` on ``out``, ending with its one FINAL.
 
-    Prompts attached to a transfer or an end are never bargeable (protocol rule).
+    Prompts attached to a transfer or an end are never bargeable (protocol rule). If
+    the reply's audio fails, the caller gets the clean ending instead.
     """
-    reply = reply or Reply()
     call = conv.call
     if reply.transcript is not None:
         call.transcript = reply.transcript
     if reply.summary is not None:
         call.summary = reply.summary
-    terminal = reply.is_terminal
-    bargeable = [p.barge_in and not terminal for p in reply.prompts]
-    tracker = PlayoutTracker()
-    playback = Playback(tracker=tracker, bargeable=any(bargeable))
-    audio_prompts = [p for p in reply.prompts if p.audio is not None]
+    with_audio = [
+        (p, p.barge_in and not reply.is_terminal) for p in reply.prompts if p.audio is not None
+    ]
     text_only = [pb.Prompt(text=p.text) for p in reply.prompts if p.audio is None and p.text]
-    if conv.reply_mode == "wav":
-        wav_prompts = []
-        try:
-            for prompt, barge in zip(reply.prompts, bargeable, strict=True):
-                if prompt.audio is None:
-                    continue
-                ulaw = await _collect_ulaw(prompt, conv.app.config)
-                wav_prompts.append(
-                    pb.Prompt(
-                        audio_content=ulaw_wav(ulaw), text=prompt.text, is_barge_in_enabled=barge
-                    )
-                )
-                tracker.sent(len(ulaw))
-        except Exception as exc:
-            log.error("reply audio failed [conversation=%s]: %s", call.conversation_id, exc)
-            conv.app.metrics.plugin_errors.labels(plugin=conv.spec.virtual_agent_id).inc()
-            return await send_reply(conv, out, error_reply(conv.app.config, "agent_error"))
-        conv.playback = playback
-        out.send(_final(reply, conv, wav_prompts + text_only))
-        return False
-    if audio_prompts:
-        streamed = [p for p in reply.prompts if p.audio is not None]
-        flags = [b for p, b in zip(reply.prompts, bargeable, strict=True) if p.audio is not None]
-        playback.task = asyncio.create_task(_stream(streamed, flags, out, tracker, conv))
-        conv.playback = playback
-        try:
-            await asyncio.shield(playback.task)
-        except asyncio.CancelledError:
-            if not playback.task.cancelled():
-                playback.task.cancel()
-                raise
-        except ReplyError as exc:
-            log.error("%s [conversation=%s]", exc, call.conversation_id)
-            conv.app.metrics.plugin_errors.labels(plugin=conv.spec.virtual_agent_id).inc()
-            out.send(_final(error_reply(conv.app.config, "agent_error"), conv, []))
-            return False
-        if playback.task.cancelled():
+    playback = Playback(tracker=PlayoutTracker(), bargeable=any(b for _, b in with_audio))
+    try:
+        if conv.reply_mode == "wav":
+            wav_prompts = await _wav_prompts(with_audio, playback.tracker, conv.app.config)
+            conv.play(playback)
+            out.send(_final(reply, conv, wav_prompts + text_only))
+            return
+        if with_audio and not await _stream_prompts(with_audio, out, playback, conv):
             # Barged: the caller is already speaking on the next RPC; close this one.
             out.send(_final(Reply(), conv, []))
-            return True
+            return
+    except ReplyError as exc:
+        clean_ending = conv.agent_failed("agent_error", str(exc.__cause__ or exc), exc)
+        await send_reply(conv, out, clean_ending)
+        return
     out.send(_final(reply, conv, text_only))
-    return False
+
+
+async def _wav_prompts(
+    prompts: list[tuple[Prompt, bool]], tracker: PlayoutTracker, config: Config
+) -> list[pb.Prompt]:
+    """WAV mode: each prompt's whole audio as one μ-law WAV file."""
+    out = []
+    for prompt, barge in prompts:
+        try:
+            ulaw = await _collect_ulaw(prompt, config)
+        except Exception as exc:
+            raise ReplyError(f"audio of prompt {prompt.text[:40]!r} failed: {exc}") from exc
+        out.append(
+            pb.Prompt(audio_content=ulaw_wav(ulaw), text=prompt.text, is_barge_in_enabled=barge)
+        )
+        tracker.sent(len(ulaw))
+    return out
+
+
+async def _stream_prompts(
+    prompts: list[tuple[Prompt, bool]], out: RpcOutput, playback: Playback, conv: Conversation
+) -> bool:
+    """CHUNK mode: stream the prompts as a task a barge-in can cancel; ``False`` if barged."""
+    task = asyncio.create_task(_stream(prompts, out, playback.tracker, conv))
+    playback.task = task
+    conv.play(playback)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if not task.cancelled():
+            task.cancel()  # this RPC itself was cancelled, not the stream
+            raise
+    return not task.cancelled()

@@ -22,8 +22,10 @@ from byova_media.admission import AdmissionMonitor
 from byova_media.app import App
 from byova_media.config import Config, ConfigError
 from byova_media.conversation import ConversationRegistry
+from byova_media.engine import Engine
 from byova_media.http import build_http_app
-from byova_media.plugins import PluginError, PluginHost
+from byova_media.logs import call_context
+from byova_media.plugins import PluginHost
 from byova_media.servicer import VoiceVirtualAgentServicer
 
 __all__ = ["SERVICE_NAME", "Server"]
@@ -46,16 +48,16 @@ class Server:
         self._grpc: grpc.aio.Server | None = None
         self._http: web.AppRunner | None = None
         self._health = health.aio.HealthServicer()
-        self._servicer: VoiceVirtualAgentServicer | None = None
+        self._engine: Engine | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.admission: AdmissionMonitor | None = None
         self._ready = False
         self._stopped = asyncio.Event()
 
     @property
-    def servicer(self) -> VoiceVirtualAgentServicer:
-        assert self._servicer is not None, "server not started"
-        return self._servicer
+    def engine(self) -> Engine:
+        assert self._engine is not None, "server not started"
+        return self._engine
 
     async def __aenter__(self) -> Server:
         await self.start()
@@ -68,52 +70,67 @@ class Server:
 
     async def start(self) -> None:
         """Build everything from the plugins, bind the ports, start plugin work."""
+        self.plugins.configure(self.app)
+        self._engine = self._build_engine()
+        await self._start_grpc(self._engine)
+        await self._start_http()
+        await self.plugins.start(self.app)
+        self._sweeper = asyncio.create_task(self._sweep())
+        await self._set_serving(True)
+        self._ready = True
+        log.info(
+            "byova-media serving VoiceVirtualAgent on %s:%d%s (agents: %s)",
+            self.config.host,
+            self.port,
+            f", HTTP on port {self.http_port}" if self.http_port is not None else "",
+            ", ".join(self._engine.registry.agents) or "none",
+        )
+
+    def _build_engine(self) -> Engine:
+        """The engine over the registered agents and the configured VAD and admission."""
         app, config = self.app, self.config
-        self.plugins.configure(app)
         agents = self.plugins.agents(app)
         vads = self.plugins.vads(app)
         if config.vad not in vads:
             raise ConfigError(
                 f"vad {config.vad!r} is not registered (known: {', '.join(sorted(vads))})"
             )
-        default = config.default_virtual_agent or next(
-            (a.virtual_agent_id for a in agents.values() if a.is_default),
-            next(iter(agents), None),
-        )
         if config.default_virtual_agent and config.default_virtual_agent not in agents:
             raise ConfigError(
                 f"default_virtual_agent {config.default_virtual_agent!r} is not registered"
             )
-        registry = ConversationRegistry(app, agents, default)
+        default = config.default_virtual_agent or next(
+            (a.virtual_agent_id for a in agents.values() if a.is_default),
+            next(iter(agents), None),
+        )
         if config.max_loop_lag_ms is not None or config.max_cpu_percent is not None:
             self.admission = AdmissionMonitor(
                 max_loop_lag_ms=config.max_loop_lag_ms,
                 max_cpu_percent=config.max_cpu_percent,
                 metrics=app.metrics,
             )
-            registry.admission = self.admission
             self.admission.start()
-        self._servicer = VoiceVirtualAgentServicer(app, registry, vads[config.vad])
+        registry = ConversationRegistry(app, agents, default, self.admission)
+        return Engine(app, registry, vads[config.vad])
+
+    async def _start_grpc(self, engine: Engine) -> None:
+        """Bind the gRPC port (TLS when configured) with the service, health and reflection."""
+        config = self.config
         options = [
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes),
             ("grpc.so_reuseport", 0),
         ]
-        server = grpc.aio.server(interceptors=self.plugins.interceptors(app), options=options)
-        pb_grpc.add_VoiceVirtualAgentServicer_to_server(self._servicer, server)  # type: ignore[no-untyped-call]
+        server = grpc.aio.server(interceptors=self.plugins.interceptors(self.app), options=options)
+        servicer = VoiceVirtualAgentServicer(engine)
+        pb_grpc.add_VoiceVirtualAgentServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
         address = f"{config.host}:{config.port}"
-        if config.tls_cert_file and config.tls_key_file:
-            credentials = grpc.ssl_server_credentials(
-                [(config.tls_key_file.read_bytes(), config.tls_cert_file.read_bytes())],
-                root_certificates=(
-                    config.tls_client_ca_file.read_bytes() if config.tls_client_ca_file else None
-                ),
-                require_client_auth=config.tls_client_ca_file is not None,
-            )
+        credentials = _server_credentials(config)
+        if credentials is not None:
             self.port = server.add_secure_port(address, credentials)
         else:
             self.port = server.add_insecure_port(address)
@@ -121,53 +138,53 @@ class Server:
             raise OSError(f"cannot bind gRPC port {address}")
         self._grpc = server
         await server.start()
-        if config.http_port is not None:
-            runner = web.AppRunner(build_http_app(app, lambda: self._ready), access_log=None)
-            await runner.setup()
-            site = web.TCPSite(runner, config.http_host or config.host, config.http_port)
-            await site.start()
-            self._http = runner
-            self.http_port = int(runner.addresses[0][1])  # the bound port, also for port 0
-        await self.plugins.start(app)
-        self._sweeper = asyncio.create_task(self._sweep())
-        for name in ("", SERVICE_NAME):
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        self._ready = True
-        log.info(
-            "byova-media serving VoiceVirtualAgent on %s:%d%s (agents: %s)",
-            config.host,
-            self.port,
-            f", HTTP on port {self.http_port}" if self.http_port is not None else "",
-            ", ".join(agents) or "none",
+
+    async def _start_http(self) -> None:
+        """Bind the HTTP port for health, metrics and plugin routes, when configured."""
+        config = self.config
+        if config.http_port is None:
+            return
+        runner = web.AppRunner(build_http_app(self.app, lambda: self._ready), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, config.http_host or config.host, config.http_port)
+        await site.start()
+        self._http = runner
+        self.http_port = int(runner.addresses[0][1])  # the bound port, also for port 0
+
+    async def _set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
         )
+        for name in ("", SERVICE_NAME):
+            await self._health.set(name, status)
 
     async def _sweep(self) -> None:
         """Expire idle conversations (Webex never said SESSION_END, or the call moved)."""
         interval = min(_SWEEP_INTERVAL_S, self.config.conversation_ttl_s / 4)
         while True:
             await asyncio.sleep(interval)
-            for conv in self.servicer.registry.expired():
-                log.info(
-                    "conversation %s expired after %.0f s idle",
-                    conv.call.conversation_id,
-                    self.config.conversation_ttl_s,
-                )
-                await self.servicer.end(conv, "expired")
+            for conv in self.engine.registry.expired():
+                with call_context(conv.id, conv.call.tracking_id):
+                    log.info(
+                        "conversation expired after %.0f s idle", self.config.conversation_ttl_s
+                    )
+                await self.engine.end(conv, "expired")
 
     async def drain(self, timeout_s: float | None = None) -> None:
         """Stop taking new conversations; wait for open RPCs up to the drain timeout."""
         if self.app.draining:
             return
         self.app.draining = True
-        for name in ("", SERVICE_NAME):
-            await self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self._set_serving(False)
         timeout = self.config.drain_timeout_s if timeout_s is None else timeout_s
         started = time.monotonic()
-        log.info("draining: %d RPCs open, waiting up to %.0f s", self.servicer.active_rpcs, timeout)
+        log.info("draining: %d RPCs open, waiting up to %.0f s", self.engine.active_rpcs, timeout)
         try:
-            await asyncio.wait_for(self.servicer.wait_idle(), timeout)
+            await asyncio.wait_for(self.engine.wait_idle(), timeout)
         except TimeoutError:
-            log.warning("drain timeout: %d RPCs still open", self.servicer.active_rpcs)
+            log.warning("drain timeout: %d RPCs still open", self.engine.active_rpcs)
         else:
             log.info("drained in %.1f s", time.monotonic() - started)
 
@@ -183,9 +200,9 @@ class Server:
             await self.admission.stop()
         if self._grpc is not None:
             await self._grpc.stop(grace_s)
-        if self._servicer is not None:
-            for conv in self._servicer.registry.all():
-                await self._servicer.end(conv, "server_stop")
+        if self._engine is not None:
+            for conv in self._engine.registry.all():
+                await self._engine.end(conv, "server_stop")
         if self._http is not None:
             await self._http.cleanup()
         await self.plugins.stop(self.app)
@@ -218,8 +235,14 @@ class Server:
             await self.stop()
 
 
-def describe_start_error(exc: Exception) -> str | None:
-    """A one-line message for errors a user can fix, ``None`` for bugs."""
-    if isinstance(exc, ConfigError | PluginError | OSError):
-        return str(exc)
-    return None
+def _server_credentials(config: Config) -> grpc.ServerCredentials | None:
+    """TLS credentials when a certificate is configured (a client CA turns on mTLS)."""
+    if config.tls_cert_file is None or config.tls_key_file is None:
+        return None  # Config refuses half a TLS configuration, so this means plaintext
+    return grpc.ssl_server_credentials(
+        [(config.tls_key_file.read_bytes(), config.tls_cert_file.read_bytes())],
+        root_certificates=(
+            config.tls_client_ca_file.read_bytes() if config.tls_client_ca_file else None
+        ),
+        require_client_auth=config.tls_client_ca_file is not None,
+    )

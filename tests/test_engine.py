@@ -224,7 +224,7 @@ async def test_no_input_reaches_the_agent_and_terminal_shape(rec: Any) -> None:
     assert not final.HasField("input_handling_config")  # terminal-only shape
     assert final.session_transcript.text == "Agent: bye"
     assert ("end", "agent_end") in log
-    assert len(server.servicer.registry) == 0
+    assert len(server.engine.registry) == 0
 
 
 async def test_custom_event_reaches_the_agent(rec: Any) -> None:
@@ -241,12 +241,12 @@ async def test_caller_hang_up_releases_the_conversation(rec: Any) -> None:
     log, sim, server = rec
     call = sim.call("rec")
     await call.start()
-    assert len(server.servicer.registry) == 1
+    assert len(server.engine.registry) == 1
     result = await call.hang_up()
     assert_one_final(result)
     assert result.final.session_transcript.text == "Agent: hello"
     assert ("end", "caller_hangup") in log
-    assert len(server.servicer.registry) == 0
+    assert len(server.engine.registry) == 0
 
 
 async def test_conversation_without_session_start_is_adopted(rec: Any, speech: Any) -> None:

@@ -172,7 +172,7 @@ async def test_idle_conversations_expire(byova_server: Any, webex: Any) -> None:
             break
         await asyncio.sleep(0.05)
     assert ended == ["expired"]
-    assert len(server.servicer.registry) == 0
+    assert len(server.engine.registry) == 0
 
 
 async def test_client_that_disappears_releases_the_rpc(byova_server: Any, speech: Any) -> None:
@@ -193,13 +193,13 @@ async def test_client_that_disappears_releases_the_rpc(byova_server: Any, speech
             )
         )
         await asyncio.sleep(0.2)
-        assert server.servicer.active_rpcs == 1
+        assert server.engine.active_rpcs == 1
         call.cancel()
     for _ in range(100):
-        if server.servicer.active_rpcs == 0:
+        if server.engine.active_rpcs == 0:
             break
         await asyncio.sleep(0.02)
-    assert server.servicer.active_rpcs == 0
+    assert server.engine.active_rpcs == 0
 
 
 async def test_garbage_and_odd_length_l16_are_handled(

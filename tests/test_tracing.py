@@ -32,7 +32,7 @@ async def test_call_and_rpc_spans(
     byova_server: Any, webex: Any, speech: Any, provider: Any, exporter: Any
 ) -> None:
     server = await byova_server(plugins=["echo"])
-    server.servicer.tracing = Tracing.create(provider)
+    server.engine.tracing = Tracing.create(provider)
     call = (await webex(server)).call("echo")
     assert (await call.start()).code == grpc.StatusCode.OK
     turn = await call.say(np.asarray(speech(600)), trail_silence_ms=1200)
@@ -69,7 +69,7 @@ async def test_refused_rpc_span_records_the_error(
     byova_server: Any, webex: Any, provider: Any, exporter: Any
 ) -> None:
     server = await byova_server(plugins=["echo"], max_conversations=1)
-    server.servicer.tracing = Tracing.create(provider)
+    server.engine.tracing = Tracing.create(provider)
     sim = await webex(server)
     await sim.call("echo").start()
     refused = await sim.call("echo").start()

@@ -54,10 +54,5 @@ class TurnLatencies:
 def log_turn_latencies(metrics: TurnMetrics) -> TurnLatencies:
     """Log one turn's latencies (INFO) and return them."""
     latencies = TurnLatencies.of(metrics)
-    log.info(
-        "turn %d latency: %s [conversation=%s]",
-        metrics.turn,
-        latencies.describe(),
-        metrics.conversation_id,
-    )
+    log.info("turn %d latency: %s", metrics.turn, latencies.describe())
     return latencies

@@ -1,0 +1,361 @@
+"""The conversation engine: one Webex step (an RPC, or its equivalent on another transport).
+
+A transport hands :meth:`Engine.run_rpc` the step's request stream and an
+:class:`~byova_media.rpc.RpcOutput`; the engine routes the first message to the
+conversation, talks to the agent and queues the responses, exactly one FINAL per step.
+Every step reads as its recipe: route, then answer. The turn of an audio step is two
+named steps: wait for the turn's end, then answer it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Literal
+
+from byova_media._proto import voicevirtualagent_pb2 as pb
+from byova_media.admission import AdmissionError
+from byova_media.agent import Reply, SessionStart, Transfer, TurnMetrics, Utterance
+from byova_media.app import App
+from byova_media.audio.vad import VoiceActivityDetector
+from byova_media.audio_turn import AudioTurn
+from byova_media.conversation import Conversation, ConversationRegistry
+from byova_media.logs import call_context, conversation_id_var
+from byova_media.replies import send_reply
+from byova_media.rpc import RpcAbort, RpcOutput
+from byova_media.tracing import Tracing
+from byova_media.turn_signals import TurnEvent
+from byova_media.wire import FINAL, digits_from_events, event_response, struct_to_dict
+
+__all__ = ["Engine", "RpcKind"]
+
+log = logging.getLogger(__name__)
+
+_EV = pb.EventInput
+_OE = pb.OutputEvent
+_MAX_ID_CHARS = 256
+
+RpcKind = Literal[
+    "empty",
+    "session_start",
+    "session_end",
+    "start_of_dtmf",
+    "dtmf",
+    "no_input",
+    "custom_event",
+    "audio",
+]
+
+
+class Engine:
+    """Conversations and their turns, shared by every transport."""
+
+    def __init__(
+        self,
+        app: App,
+        registry: ConversationRegistry,
+        vad_factory: Callable[[], VoiceActivityDetector],
+    ) -> None:
+        self.app = app
+        self.registry = registry
+        self.vad_factory = vad_factory
+        self.tracing = Tracing.create()
+        self.active_rpcs = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # --- one step ---
+
+    async def run_rpc(
+        self, requests: AsyncIterator[pb.VoiceVARequest], out: RpcOutput, tracking_id: str
+    ) -> RpcKind:
+        """Run one step to its FINAL, then let the client half-close; return its kind.
+
+        Raises :class:`RpcAbort` for client errors. The caller completes the step when
+        ``out.queue`` yields ``None``.
+        """
+        self.active_rpcs += 1
+        self._idle.clear()
+        self.app.metrics.active_rpcs.inc()
+        try:
+            with self.tracing.rpc() as span:
+                span.kind = kind = await self._route(requests, out, tracking_id)
+            if kind != "audio":  # an audio step waits for its own reader
+                await self._until_half_close(_drain(requests))
+            return kind
+        finally:
+            self.active_rpcs -= 1
+            self.app.metrics.active_rpcs.dec()
+            if self.active_rpcs == 0:
+                self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Return when no step is running (used by the drain)."""
+        await self._idle.wait()
+
+    async def _until_half_close(self, waiting: Awaitable[None]) -> None:
+        """Wait briefly for the client's half-close after our FINAL.
+
+        Webex half-closes once it has sent everything for a step; completing the RPC
+        while a client write is still in flight makes some gRPC clients report an
+        error for a step that succeeded. A client that never half-closes only costs
+        ``half_close_grace_ms``.
+        """
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(waiting, self.app.config.half_close_grace_ms / 1000)
+
+    async def _route(
+        self, requests: AsyncIterator[pb.VoiceVARequest], out: RpcOutput, tracking_id: str
+    ) -> RpcKind:
+        """Read the first message and hand the step to the handler of its kind."""
+        try:
+            first = await anext(requests)
+        except StopAsyncIteration:
+            return "empty"  # the client half-closed without a message; complete quietly
+        _check_conversation_id(first.conversation_id)
+        conversation_id_var.set(first.conversation_id)
+        which = first.WhichOneof("voice_va_input_type")
+        event = first.event_input.event_type if which == "event_input" else None
+        if event == _EV.SESSION_END:
+            await self._hang_up(first.conversation_id, out)
+            return "session_end"
+        conv = self._conversation(first, tracking_id, adopt=event != _EV.SESSION_START)
+        if which == "event_input":
+            return await self._event(conv, first.event_input, out)
+        if which == "dtmf_input":
+            await self._dtmf(conv, first.dtmf_input, out)
+            return "dtmf"
+        if which == "audio_input":
+            await self._audio(conv, first, requests, out)
+            return "audio"
+        raise RpcAbort(
+            "INVALID_ARGUMENT", "request carries no audio_input, dtmf_input or event_input"
+        )
+
+    def _conversation(
+        self, first: pb.VoiceVARequest, tracking_id: str, adopt: bool
+    ) -> Conversation:
+        """The step's conversation: the known one, or a new one (adopted unless it starts)."""
+        requested = first.virtual_agent_id
+        conv = self.registry.get(first.conversation_id)
+        if conv is not None:
+            if requested and requested != conv.spec.virtual_agent_id:
+                raise RpcAbort(
+                    "INVALID_ARGUMENT",
+                    f"conversation started with virtual agent {conv.spec.virtual_agent_id!r}, "
+                    f"not {_quote(requested)}",
+                )
+            return conv
+        spec = self.registry.resolve_agent(requested)
+        if spec is None:
+            known = ", ".join(sorted(self.registry.agents)) or "none"
+            raise RpcAbort(
+                "NOT_FOUND",
+                f"no virtual agent {_quote(requested)} on this server (known: {known})"
+                if requested
+                else f"virtual_agent_id is empty and no default agent is set (known: {known})",
+            )
+        try:
+            conv = self.registry.create(
+                first.conversation_id, spec, first.customer_org_id, tracking_id
+            )
+        except AdmissionError as exc:
+            raise RpcAbort(exc.code, str(exc)) from None
+        except Exception as exc:
+            self.app.metrics.plugin_errors.labels(plugin=spec.virtual_agent_id).inc()
+            log.exception("agent factory of %r failed", spec.virtual_agent_id)
+            raise RpcAbort("INTERNAL", "the virtual agent could not be created") from exc
+        self.tracing.call_started(conv.id, spec.virtual_agent_id, first.customer_org_id)
+        if adopt:
+            conv.adopt()
+        return conv
+
+    # --- event and DTMF steps ---
+
+    async def _event(self, conv: Conversation, event: pb.EventInput, out: RpcOutput) -> RpcKind:
+        call, agent = conv.call, conv.agent
+        match event.event_type:
+            case _EV.SESSION_START:
+                if not conv.begin():
+                    log.info("duplicate SESSION_START ignored")
+                    await self._reply(conv, out, Reply())
+                    return "session_start"
+                call.parameters = struct_to_dict(event.parameters)
+                start = SessionStart(name=event.name, parameters=call.parameters)
+                await self._reply(
+                    conv, out, await conv.ask(agent.on_start(call, start), "on_start")
+                )
+                return "session_start"
+            case _EV.START_OF_DTMF:
+                # The first key press cuts a bargeable prompt; the digits come on the next RPC.
+                await self._barge(conv)
+                out.send(pb.VoiceVAResponse(response_type=FINAL))
+                return "start_of_dtmf"
+            case _EV.NO_INPUT:
+                await self._reply(conv, out, await conv.ask(agent.on_no_input(call), "on_no_input"))
+                return "no_input"
+            case _EV.CUSTOM_EVENT:
+                params = struct_to_dict(event.parameters)
+                work = agent.on_custom_event(call, event.name, params)
+                await self._reply(conv, out, await conv.ask(work, "on_custom_event"))
+                return "custom_event"
+        raise RpcAbort("INVALID_ARGUMENT", f"unsupported event_input type {event.event_type}")
+
+    async def _dtmf(self, conv: Conversation, dtmf: pb.DTMFInputs, out: RpcOutput) -> None:
+        digits, unknown = digits_from_events(dtmf.dtmf_events)
+        if unknown:
+            log.warning("ignoring %d DTMF values that are not keys", unknown)
+        call, agent = conv.call, conv.agent
+        if digits:
+            reply = await conv.ask(agent.on_dtmf(call, digits), "on_dtmf")
+        else:
+            reply = await conv.ask(agent.on_no_input(call), "on_no_input")
+        await self._reply(conv, out, reply)
+
+    # --- the audio step: a caller turn ---
+
+    async def _audio(
+        self,
+        conv: Conversation,
+        first: pb.VoiceVARequest,
+        requests: AsyncIterator[pb.VoiceVARequest],
+        out: RpcOutput,
+    ) -> None:
+        """Read the caller's audio until the turn ends, then answer it on the same step."""
+        turn = AudioTurn(conv, self.vad_factory)
+        number = conv.begin_turn()
+        reader = asyncio.create_task(turn.read(first, requests))
+        try:
+            with conv.listening(turn):
+                speech_end_at = await self._wait_for_turn_end(conv, turn, out)
+            turn.finish()
+            if speech_end_at is None:
+                # The caller never spoke on this RPC (Webex half-closed on silence).
+                await self._reply(conv, out, Reply())
+                return
+            await self._answer_turn(conv, turn, out, number, speech_end_at)
+            await self._until_half_close(asyncio.shield(reader))
+        finally:
+            turn.record_stats()
+            if not reader.done():
+                # Audio after END_OF_INPUT belongs to no turn and is discarded; a client
+                # still sending past the grace (or gone) does not hold the RPC open.
+                reader.cancel()
+
+    async def _wait_for_turn_end(
+        self, conv: Conversation, turn: AudioTurn, out: RpcOutput
+    ) -> float | None:
+        """Follow the turn's signals; return when the caller stopped, ``None`` if never spoke.
+
+        START_OF_INPUT goes out once, on the first sign of speech (also when the end of
+        speech comes first, as an agent doing its own turn-taking may signal).
+        """
+        spoke = False
+        while True:
+            signal = await turn.signals.get()
+            if not spoke and signal.event is not TurnEvent.STREAM_END:
+                spoke = True
+                out.send(event_response(_OE.START_OF_INPUT))
+                await self._barge(conv)
+            match signal.event:
+                case TurnEvent.SPEECH_START:
+                    continue
+                case TurnEvent.SPEECH_END:
+                    return signal.speech_end_at or signal.at
+                case TurnEvent.STREAM_END:
+                    return signal.at if spoke else None
+
+    async def _answer_turn(
+        self,
+        conv: Conversation,
+        turn: AudioTurn,
+        out: RpcOutput,
+        number: int,
+        speech_end_at: float,
+    ) -> None:
+        """END_OF_INPUT, the agent's answer to the utterance, and the turn's latency figures."""
+        call = conv.call
+        eoi_at = time.monotonic()
+        out.send(event_response(_OE.END_OF_INPUT))
+        utterance = Utterance(
+            pcm=turn.utterance(), sample_rate=8000, language_code=call.language_code
+        )
+        reply = await conv.ask(conv.agent.on_utterance(call, utterance), "on_utterance")
+        ready_at = time.monotonic()
+        await self._reply(conv, out, reply)
+        if out.first_audio_at is not None:
+            self.app.metrics.turn_latency.observe(out.first_audio_at - eoi_at)
+        metrics = TurnMetrics(
+            conversation_id=conv.id,
+            turn=number,
+            speech_end_s=speech_end_at,
+            end_of_input_s=eoi_at,
+            reply_ready_s=ready_at,
+            first_audio_sent_s=out.first_audio_at,
+            final_sent_s=time.monotonic(),
+            marks=dict(call.marks),
+        )
+        self.app.plugins.turn_metrics(self.app, metrics)
+
+    # --- shared steps ---
+
+    async def _barge(self, conv: Conversation) -> None:
+        """Stop a playing bargeable reply and tell the agent what the caller heard."""
+        barge = conv.barge_in()
+        if barge is None:
+            return
+        log.info("barge-in after %d of %d ms of the reply", barge.heard_ms, barge.sent_ms)
+        await conv.notify(conv.agent.on_barge_in(conv.call, barge), "on_barge_in")
+
+    async def _reply(self, conv: Conversation, out: RpcOutput, reply: Reply) -> None:
+        """Send the reply; a transfer or an end releases the conversation after its FINAL."""
+        await send_reply(conv, out, reply)
+        if reply.is_terminal:
+            await self.end(conv, "transfer" if isinstance(reply.event, Transfer) else "agent_end")
+
+    async def _hang_up(self, conversation_id: str, out: RpcOutput) -> None:
+        """Webex SESSION_END: the last response (with the transcript), then release everything."""
+        conv = self.registry.get(conversation_id)
+        response = pb.VoiceVAResponse(response_type=FINAL)
+        if conv is None or not conv.close():
+            out.send(response)  # unknown or already ending: nothing to release here
+            return
+        if conv.call.transcript:
+            response.session_transcript.text = conv.call.transcript
+        if conv.call.summary:
+            response.session_summary.text = conv.call.summary
+        out.send(response)
+        await self._release(conv, "caller_hangup")
+
+    async def end(self, conv: Conversation, reason: str) -> None:
+        """End a conversation once: stop its audio, drop it, tell its agent why."""
+        if conv.close():
+            await self._release(conv, reason)
+
+    async def _release(self, conv: Conversation, reason: str) -> None:
+        with call_context(conv.id, conv.call.tracking_id):
+            self.registry.remove(conv.id)
+            self.tracing.call_ended(conv.id, reason, conv.turns)
+            await conv.notify(conv.agent.on_end(conv.call, reason), "on_end")
+
+
+def _check_conversation_id(conversation_id: str) -> None:
+    if not conversation_id:
+        raise RpcAbort("INVALID_ARGUMENT", "conversation_id is required on every request")
+    if len(conversation_id) > _MAX_ID_CHARS:
+        raise RpcAbort(
+            "INVALID_ARGUMENT", f"conversation_id is longer than {_MAX_ID_CHARS} characters"
+        )
+
+
+def _quote(value: str, limit: int = 64) -> str:
+    """An untrusted value for an error message: repr'd and cut to ``limit`` characters."""
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}… ({len(value)} chars)"
+
+
+async def _drain(requests: AsyncIterator[pb.VoiceVARequest]) -> None:
+    async for _ in requests:
+        pass  # nothing after the first message of a non-audio step means anything
