@@ -1,15 +1,56 @@
-"""byova-media: put any voice agent behind Webex Contact Center's BYOVA gRPC interface."""
+"""byova-media: put any voice agent behind Webex Contact Center's BYOVA gRPC interface.
+
+Everything an agent author needs is importable from here::
+
+    import byova_media
+    from byova_media import Agent, AgentSpec, Call, Reply, Transfer
+"""
 
 from __future__ import annotations
 
-import pluggy
+from byova_media._markers import PROJECT_NAME, __version__, hookimpl
+from byova_media.agent import (
+    Agent,
+    AgentSpec,
+    BargeIn,
+    CustomEvent,
+    EndSession,
+    InputHandling,
+    InputMode,
+    NoMatch,
+    OutputEvent,
+    Prompt,
+    Reply,
+    SessionStart,
+    Transfer,
+    TurnMetrics,
+    Utterance,
+)
+from byova_media.app import App
+from byova_media.audio.formats import ULAW_8K, AudioFormat
+from byova_media.call import Call
 
-__all__ = ["PROJECT_NAME", "__version__", "hookimpl"]
-
-__version__ = "0.1.0"
-
-#: One name for the hook markers, the plugin manager and the entry-point group.
-PROJECT_NAME = "byova_media"
-
-#: Decorator for plugin hook implementations.
-hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+__all__ = [
+    "PROJECT_NAME",
+    "ULAW_8K",
+    "Agent",
+    "AgentSpec",
+    "App",
+    "AudioFormat",
+    "BargeIn",
+    "Call",
+    "CustomEvent",
+    "EndSession",
+    "InputHandling",
+    "InputMode",
+    "NoMatch",
+    "OutputEvent",
+    "Prompt",
+    "Reply",
+    "SessionStart",
+    "Transfer",
+    "TurnMetrics",
+    "Utterance",
+    "__version__",
+    "hookimpl",
+]

@@ -1,8 +1,8 @@
 """Adapter protocols for the parts of a voice agent: VAD, speech-to-text, LLM, text-to-speech.
 
 Plugins register factories for these by name (``byova_register_vads``,
-``byova_register_stt``, ``byova_register_llms``, ``byova_register_tts``); the pipeline
-agent picks them by name from its configuration. A factory receives the options of
+``byova_register_stt_engines``, ``byova_register_llms``, ``byova_register_tts_engines``);
+the pipeline agent picks them by name from its configuration. A factory receives the options of
 the virtual agent that uses it (a plain mapping the plugin validates itself), so two
 virtual agents can run the same engine with different settings.
 """

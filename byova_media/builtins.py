@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from byova_media import hookimpl
+from byova_media._markers import hookimpl
 from byova_media.app import App
 from byova_media.audio.vad import EnergyVAD, VoiceActivityDetector
 

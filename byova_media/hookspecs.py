@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
-from byova_media import PROJECT_NAME
+from byova_media._markers import PROJECT_NAME
 
 if TYPE_CHECKING:
     import grpc.aio
@@ -33,12 +33,17 @@ hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 # --- command line --------------------------------------------------------------------
 
 
+#: ``add_command(name, help=...)`` adds a sub-command and returns its parser.
+AddCommand = Callable[..., argparse.ArgumentParser]
+
+
 @hookspec
-def byova_add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
+def byova_add_commands(add_command: AddCommand) -> None:
     """Add sub-commands to ``byova-media``.
 
     Called once while the command line is built, before arguments are parsed. Add a
-    parser with ``subparsers.add_parser(name)`` and set ``func`` with
+    parser with ``add_command(name, help=...)`` (it takes the arguments of
+    ``argparse``'s ``add_parser``) and set ``func`` with
     ``parser.set_defaults(func=handler)``, where ``handler(args) -> int`` returns the
     exit status. All implementations are called.
     """
@@ -142,7 +147,7 @@ if TYPE_CHECKING:
 
 
 @hookspec
-def byova_register_stt(app: App, register: Callable[[str, SttFactory], None]) -> None:
+def byova_register_stt_engines(app: App, register: Callable[[str, SttFactory], None]) -> None:
     """Register speech recognisers by name: ``register("pocketsphinx", factory)``.
 
     Called once per server. ``factory(options)`` makes a
@@ -163,10 +168,37 @@ def byova_register_llms(app: App, register: Callable[[str, LlmFactory], None]) -
 
 
 @hookspec
-def byova_register_tts(app: App, register: Callable[[str, TtsFactory], None]) -> None:
+def byova_register_tts_engines(app: App, register: Callable[[str, TtsFactory], None]) -> None:
     """Register speech synthesisers by name: ``register("espeak", factory)``.
 
     Called once per server. ``factory(options)`` makes a
     :class:`~byova_media.adapters.TextToSpeech`. All implementations are called; a
     name registered twice is a start-up error.
+    """
+
+
+# --- deprecated names (still honoured; implementing them warns) -----------------------
+
+
+@hookspec(
+    warn_on_impl=DeprecationWarning(
+        "byova_register_stt is deprecated; implement byova_register_stt_engines"
+    )
+)
+def byova_register_stt(app: App, register: Callable[[str, SttFactory], None]) -> None:
+    """Deprecated name of :func:`byova_register_stt_engines` (same arguments).
+
+    Both names are collected into one set of speech recognisers.
+    """
+
+
+@hookspec(
+    warn_on_impl=DeprecationWarning(
+        "byova_register_tts is deprecated; implement byova_register_tts_engines"
+    )
+)
+def byova_register_tts(app: App, register: Callable[[str, TtsFactory], None]) -> None:
+    """Deprecated name of :func:`byova_register_tts_engines` (same arguments).
+
+    Both names are collected into one set of speech synthesisers.
     """

@@ -11,7 +11,6 @@ with a warning so that ``byova-media plugins`` still works to diagnose it.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import inspect
 import logging
@@ -23,7 +22,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
 
-from byova_media import PROJECT_NAME, __version__, hookspecs
+from byova_media import hookspecs
+from byova_media._markers import PROJECT_NAME, __version__
+from byova_media.hookspecs import AddCommand
 
 if TYPE_CHECKING:
     import grpc.aio
@@ -153,8 +154,8 @@ class PluginHost:
 
     # --- typed facade over the hooks ----------------------------------------------
 
-    def add_commands(self, subparsers: argparse._SubParsersAction[Any]) -> None:
-        self.pm.hook.byova_add_commands(subparsers=subparsers)
+    def add_commands(self, add_command: AddCommand) -> None:
+        self.pm.hook.byova_add_commands(add_command=add_command)
 
     def configure(self, app: App) -> None:
         self.pm.hook.byova_configure(app=app)
@@ -206,24 +207,27 @@ class PluginHost:
             try:
                 impl.function(app=app, metrics=metrics)
             except Exception:
-                log.exception(
-                    "plugin %s failed in byova_turn_metrics [conversation=%s]",
-                    impl.plugin_name,
-                    metrics.conversation_id,
-                )
+                log.exception("plugin %s failed in byova_turn_metrics", impl.plugin_name)
 
     # --- voice stack (speech-to-text, language models, text-to-speech) ----------------
 
     def stts(self, app: App) -> dict[str, SttFactory]:
-        return self._named(app, self.pm.hook.byova_register_stt, "speech recogniser")
+        hooks = self.pm.hook
+        return self._named(
+            app, (hooks.byova_register_stt_engines, hooks.byova_register_stt), "speech recogniser"
+        )
 
     def llms(self, app: App) -> dict[str, LlmFactory]:
-        return self._named(app, self.pm.hook.byova_register_llms, "language model")
+        return self._named(app, (self.pm.hook.byova_register_llms,), "language model")
 
     def ttss(self, app: App) -> dict[str, TtsFactory]:
-        return self._named(app, self.pm.hook.byova_register_tts, "speech synthesiser")
+        hooks = self.pm.hook
+        return self._named(
+            app, (hooks.byova_register_tts_engines, hooks.byova_register_tts), "speech synthesiser"
+        )
 
-    def _named(self, app: App, hook: Any, what: str) -> dict[str, Any]:
+    def _named(self, app: App, hooks: tuple[Any, ...], what: str) -> dict[str, Any]:
+        """Collect factories registered by name through ``hooks`` (a name and its aliases)."""
         found: dict[str, Any] = {}
 
         def register(name: str, factory: Any) -> None:
@@ -231,7 +235,8 @@ class PluginHost:
                 raise PluginError(f"{what} {name!r} registered twice")
             found[name] = factory
 
-        hook(app=app, register=register)
+        for hook in hooks:
+            hook(app=app, register=register)
         return found
 
 

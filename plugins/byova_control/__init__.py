@@ -10,11 +10,10 @@ nothing is configured).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 from collections.abc import Awaitable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from byova_control.runtime import ControlPlane
 from byova_control.settings import ControlSettings
@@ -25,6 +24,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from byova_media.app import App
+    from byova_media.hookspecs import AddCommand
 
 __all__ = [
     "PLUGIN_NAME",
@@ -100,8 +100,8 @@ def byova_server_stop(app: App) -> Awaitable[None] | None:
 
 
 @hookimpl
-def byova_add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
+def byova_add_commands(add_command: AddCommand) -> None:
     """Add ``byova-media control ...``."""
     from byova_control.cli import add_control_command
 
-    add_control_command(subparsers)
+    add_control_command(add_command)

@@ -26,6 +26,7 @@ from byova_control.service_app import OrgNotAuthorizedError, decode_org_id
 from byova_control.settings import ControlSettings, ControlSettingsError
 from byova_control.store import StoreError
 from byova_media.config import Config, ConfigError
+from byova_media.hookspecs import AddCommand
 
 __all__ = ["add_control_command", "load_settings"]
 
@@ -223,14 +224,14 @@ async def _ds_delete(plane: ControlPlane, args: argparse.Namespace) -> Any:
 # --- parser ----------------------------------------------------------------------------
 
 
-def add_control_command(subparsers: argparse._SubParsersAction[Any]) -> None:
+def add_control_command(add_command: AddCommand) -> None:
     """Register ``control`` and its sub-commands."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print JSON")
     org = argparse.ArgumentParser(add_help=False)
     org.add_argument("--org", required=True, help="customer org id (UUID or base64 id)")
 
-    control = subparsers.add_parser("control", help="Webex control plane: OAuth, tokens, BYODS")
+    control = add_command("control", help="Webex control plane: OAuth, tokens, BYODS")
     sub = control.add_subparsers(dest="control_command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("login", parents=[common], help="authorize the Integration (browser)")

@@ -18,5 +18,5 @@ __all__ = ["EspeakSettings", "EspeakTTS"]
 
 
 @byova_media.hookimpl
-def byova_register_tts(app: App, register: Callable[[str, TtsFactory], None]) -> None:
+def byova_register_tts_engines(app: App, register: Callable[[str, TtsFactory], None]) -> None:
     register("espeak", EspeakTTS.from_options)

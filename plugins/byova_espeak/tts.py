@@ -41,7 +41,7 @@ class EspeakTTS:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> EspeakTTS:
-        """The factory registered with ``byova_register_tts``."""
+        """The factory registered with ``byova_register_tts_engines``."""
         return cls(EspeakSettings.model_validate(dict(options)))
 
     async def synthesize(self, text: str) -> AsyncGenerator[bytes, None]:

@@ -18,5 +18,5 @@ __all__ = ["PocketsphinxSTT", "PocketsphinxSettings", "PocketsphinxStream"]
 
 
 @byova_media.hookimpl
-def byova_register_stt(app: App, register: Callable[[str, SttFactory], None]) -> None:
+def byova_register_stt_engines(app: App, register: Callable[[str, SttFactory], None]) -> None:
     register("pocketsphinx", PocketsphinxSTT.from_options)

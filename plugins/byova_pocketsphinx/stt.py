@@ -114,7 +114,7 @@ class PocketsphinxSTT:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> PocketsphinxSTT:
-        """The factory registered with ``byova_register_stt``."""
+        """The factory registered with ``byova_register_stt_engines``."""
         return cls(PocketsphinxSettings.model_validate(dict(options)))
 
     def prepare(self, pcm: np.ndarray, rng: np.random.Generator) -> np.ndarray:

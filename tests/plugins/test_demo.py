@@ -47,7 +47,9 @@ class Recorder:
         self.metrics: list[TurnMetrics] = []
 
     @byova_media.hookimpl
-    def byova_register_tts(self, app: App, register: Callable[[str, TtsFactory], None]) -> None:
+    def byova_register_tts_engines(
+        self, app: App, register: Callable[[str, TtsFactory], None]
+    ) -> None:
         register("counting", lambda options: CountingEspeak(self.pieces))
 
     @byova_media.hookimpl
