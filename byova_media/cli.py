@@ -50,7 +50,7 @@ def _serve_parser(sub: Any) -> None:
     p.set_defaults(func=_serve)
 
 
-def _load_config(args: argparse.Namespace, host: PluginHost | None = None) -> Config:
+def _load_config(args: argparse.Namespace) -> Config:
     names = {ep_name for ep_name in _entry_point_names()} | set(args.plugin)
     overrides: dict[str, Any] = {
         "host": args.host,
@@ -158,7 +158,7 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     p.set_defaults(func=_call)
     add_new_plugin_parser(sub)
     add_loadtest_parser(sub)
-    host.add_commands(sub)
+    host.add_commands(sub.add_parser)
     return parser
 
 

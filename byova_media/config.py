@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = ["ENV_PREFIX", "Config", "ConfigError"]
 
@@ -88,6 +88,19 @@ class Config(BaseModel):
         if value is not None and (len(value) != 1 or value not in "0123456789*#ABCD"):
             raise ValueError("must be one DTMF key (0-9, *, #, A-D) or empty")
         return value or None
+
+    @model_validator(mode="after")
+    def _whole_tls(self) -> Config:
+        """Half a TLS configuration must not be served as plaintext: name what is missing."""
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            missing = "tls_key_file" if self.tls_key_file is None else "tls_cert_file"
+            given = "tls_cert_file" if missing == "tls_key_file" else "tls_key_file"
+            raise ValueError(f"{given} is set but {missing} is not; TLS needs both")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError(
+                "tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file as well"
+            )
+        return self
 
     def plugin_settings(self, name: str) -> dict[str, Any]:
         """The raw settings of plugin ``name`` (file table merged with environment)."""
@@ -178,6 +191,8 @@ def _describe(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in err["loc"]) or "config"
         if err["type"] == "extra_forbidden":
             parts.append(f"unknown setting {where!r}")
+        elif not err["loc"] and err["type"] == "value_error":
+            parts.append(str(err["ctx"]["error"]))  # a rule across settings names them itself
         else:
             parts.append(f"{where}: {err['msg']}")
     return "invalid configuration: " + "; ".join(parts)

@@ -140,3 +140,36 @@ def test_unknown_plugin_is_a_clear_error() -> None:
     )
     assert done.returncode == 2
     assert "no_such_plugin_xyz" in done.stderr and "byova-media plugins" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--tls-cert-file", "cert.pem"], "tls_key_file"),
+        (["--tls-key-file", "key.pem"], "tls_cert_file"),
+        (["--tls-client-ca-file", "ca.pem"], "tls_client_ca_file"),
+    ],
+)
+def test_half_a_tls_configuration_is_refused_not_served_plaintext(
+    flags: list[str], named: str
+) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "byova_media.cli",
+            "serve",
+            "--plugin",
+            "echo",
+            "--port",
+            "0",
+            *flags,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert named in lines[0]
