@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,10 +35,6 @@ class WebRtcVAD:
         self._vad = webrtcvad.Vad(self.settings.mode)
         self._direct = {self.sample_rate * ms // 1000 for ms in _FRAME_MS}
         self._piece = self.sample_rate // 100
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> WebRtcVAD:
-        return cls(WebRtcVadSettings.model_validate(dict(settings)))
 
     def speech_probability(self, frame: np.ndarray) -> float:
         """1.0 when WebRTC calls the frame speech (the share of 10 ms pieces otherwise)."""

@@ -63,9 +63,6 @@ class PlayoutBuffer:
             self.audio_bytes -= len(item)
         return item
 
-    def has_event(self) -> bool:
-        return any(isinstance(i, Transfer | EndSession | CustomEvent) for i in self._items)
-
     async def wait(self, timeout_s: float) -> None:
         """Return when an item arrives, :meth:`wake` is called, or the timeout passes."""
         if self._items or timeout_s <= 0:
