@@ -35,6 +35,16 @@ class ServedProcess:
     lines: list[str] = field(default_factory=list)
     _pump: asyncio.Task[None] | None = None
 
+    def follow(self) -> None:
+        """Keep collecting the process's output in :attr:`lines` until it exits."""
+        self._pump = asyncio.create_task(_pump(self))
+
+    async def unfollow(self) -> None:
+        """Stop collecting output (the process is gone or about to be)."""
+        if self._pump is not None:
+            self._pump.cancel()
+            await asyncio.gather(self._pump, return_exceptions=True)
+
     @property
     def output(self) -> str:
         return "".join(self.lines)
@@ -73,15 +83,13 @@ async def serve_process(
     served = ServedProcess(proc)
     try:
         served.port = await _wait_ready(served, ready_timeout_s)
-        served._pump = asyncio.create_task(_pump(served))
+        served.follow()
         yield served
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-        if served._pump is not None:
-            served._pump.cancel()
-            await asyncio.gather(served._pump, return_exceptions=True)
+        await served.unfollow()
 
 
 async def _wait_ready(served: ServedProcess, timeout_s: float) -> int:

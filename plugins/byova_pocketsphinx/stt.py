@@ -148,10 +148,11 @@ class PocketsphinxSTT:
         """Recognise one utterance frame by frame."""
         return PocketsphinxStream(self, sample_rate)
 
-    def _acquire(self) -> Any:
+    def acquire(self) -> Any:
+        """A decoder of the shared pool for one stream; give it back with :meth:`release`."""
         return self._pool.acquire()
 
-    def _release(self, decoder: Any) -> None:
+    def release(self, decoder: Any) -> None:
         self._pool.release(decoder)
 
 
@@ -175,7 +176,7 @@ class PocketsphinxStream:
 
     def _process(self, pcm: np.ndarray, final: bool) -> str:
         if self._decoder is None:
-            self._decoder = self._stt._acquire()
+            self._decoder = self._stt.acquire()
             self._decoder.start_utt()
         if len(pcm):
             self._decoder.process_raw(pcm.tobytes(), full_utt=False)
@@ -224,4 +225,4 @@ class PocketsphinxStream:
         if decoder is not None:
             if not self._ended:
                 await asyncio.to_thread(decoder.end_utt)
-            self._stt._release(decoder)
+            self._stt.release(decoder)

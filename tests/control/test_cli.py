@@ -45,7 +45,7 @@ async def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
 
 async def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     parser = argparse.ArgumentParser(prog="byova-media")
-    add_control_command(parser.add_subparsers(dest="command"))
+    add_control_command(parser.add_subparsers(dest="command").add_parser)
     args = parser.parse_args(["control", *argv])
     code = await asyncio.to_thread(args.func, args)
     out, err = capsys.readouterr()

@@ -86,9 +86,8 @@ async def serve_http(app: App) -> tuple[web.AppRunner, str]:
     http.add_routes(byova_control.byova_http_routes(app) or [])
     runner = web.AppRunner(http, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
 
 
 async def serve_grpc(app: App) -> tuple[grpc.aio.Server, str]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import sqlite3
 import stat
 import sys
 import textwrap
@@ -128,8 +130,9 @@ async def test_sqlite_file_is_private_and_in_wal_mode(tmp_path: Path) -> None:
     await store.put_org_tokens("org", TOKENS)
     try:
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-        rows = await store.backend._run("PRAGMA journal_mode")  # type: ignore[attr-defined]
-        assert rows[0][0] == "wal"
+        # WAL is a property of the file: a second, independent connection sees it.
+        with contextlib.closing(sqlite3.connect(path)) as other:
+            assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         await store.close()
 

@@ -16,7 +16,13 @@ from fake_webex import FakeWebex
 from pydantic import SecretStr
 
 from byova_control.runtime import ControlPlane
-from byova_control.webhooks import WEBHOOK_PATH, ServiceAppEvent, sign, verify_signature
+from byova_control.webhooks import (
+    WEBHOOK_PATH,
+    ServiceAppEvent,
+    WebhookReceiver,
+    sign,
+    verify_signature,
+)
 
 SECRET = "whsec-test-1"
 TARGET = "https://media.example.com/webhooks/webex"
@@ -37,7 +43,9 @@ async def plane(fake: FakeWebex, tmp_path: Path) -> AsyncIterator[ControlPlane]:
 
 
 class Receiver:
-    """The plane's routes served on 127.0.0.1 with a recording event handler."""
+    """A webhook receiver on the plane's store, served on 127.0.0.1, recording events."""
+
+    receiver: WebhookReceiver
 
     def __init__(self, plane: ControlPlane) -> None:
         self.plane = plane
@@ -55,14 +63,13 @@ class Receiver:
 @pytest.fixture
 async def receiver(plane: ControlPlane) -> AsyncIterator[Receiver]:
     rec = Receiver(plane)
-    plane.receiver._handler = rec.handler
+    rec.receiver = WebhookReceiver(plane.store, plane.webhook_secrets, rec.handler)
     app = web.Application()
-    app.add_routes(plane.receiver.routes())
+    app.add_routes(rec.receiver.routes())
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    rec.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}{WEBHOOK_PATH}"
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    rec.url = f"http://127.0.0.1:{runner.addresses[0][1]}{WEBHOOK_PATH}"
     yield rec
     await runner.cleanup()
 
@@ -88,8 +95,8 @@ async def post(url: str, body: bytes, signature: str | None) -> httpx.Response:
         return await client.post(url, content=body, headers=headers)
 
 
-async def settle(plane: ControlPlane) -> None:
-    await plane.receiver.drain(5)
+async def settle(rec: Receiver) -> None:
+    await rec.receiver.drain(5)
 
 
 def test_signature_check() -> None:
@@ -106,7 +113,7 @@ async def test_signed_delivery_is_processed_in_the_background(receiver: Receiver
     body = delivery()
     response = await post(receiver.url, body, sign(SECRET, body))
     assert response.status_code == 202
-    await settle(receiver.plane)
+    await settle(receiver)
     assert [(e.event, e.org_id) for e in receiver.events] == [("authorized", ORG)]
 
 
@@ -114,7 +121,7 @@ async def test_signed_delivery_is_processed_in_the_background(receiver: Receiver
 async def test_bad_signature_is_401(receiver: Receiver, signature: str | None) -> None:
     response = await post(receiver.url, delivery(), signature)
     assert response.status_code == 401
-    await settle(receiver.plane)
+    await settle(receiver)
     assert receiver.events == []
 
 
@@ -126,7 +133,7 @@ async def test_replayed_delivery_is_processed_once(receiver: Receiver) -> None:
     assert sorted(r.json()["status"] for r in answers) == ["accepted"] + ["duplicate"] * 3
     other = delivery(created="2026-01-02T00:00:00.000Z")
     assert (await post(receiver.url, other, sign(SECRET, other))).status_code == 202
-    await settle(receiver.plane)
+    await settle(receiver)
     assert len(receiver.events) == 2
 
 
@@ -134,10 +141,10 @@ async def test_failed_processing_lets_the_retry_through(receiver: Receiver) -> N
     receiver.fail_next = 1
     body = delivery()
     assert (await post(receiver.url, body, sign(SECRET, body))).status_code == 202
-    await settle(receiver.plane)
+    await settle(receiver)
     assert receiver.events == []
     assert (await post(receiver.url, body, sign(SECRET, body))).status_code == 202
-    await settle(receiver.plane)
+    await settle(receiver)
     assert len(receiver.events) == 1
 
 

@@ -94,9 +94,8 @@ async def serve_fake_openai() -> AsyncIterator[tuple[FakeOpenAI, str]]:
     app.router.add_post("/v1/chat/completions", server.handle)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
     try:
         yield server, f"http://127.0.0.1:{port}/v1"
     finally:
