@@ -62,6 +62,14 @@ def add_loadtest_parser(sub: Any) -> None:
         description=__doc__,
     )
     p.add_argument("target", help="HOST:PORT of the BYOVA server under test")
+    _add_load_options(p)
+    _add_measure_options(p)
+    _add_output_options(p)
+    p.set_defaults(func=run_loadtest)
+
+
+def _add_load_options(p: argparse.ArgumentParser) -> None:
+    """What load to place: how many calls, for how long, doing what."""
     p.add_argument(
         "--calls",
         type=_concurrency,
@@ -92,8 +100,12 @@ def add_loadtest_parser(sub: Any) -> None:
         default=1500,
         help="silence after each utterance; the call stops sooner on END_OF_INPUT",
     )
-    p.add_argument("--late-ms", type=float, default=40.0, help="a frame this late is late")
     p.add_argument("--max-calls", type=int, default=100_000, help="cap on calls per step")
+
+
+def _add_measure_options(p: argparse.ArgumentParser) -> None:
+    """What to measure beside the callers' own timings, and against which reference."""
+    p.add_argument("--late-ms", type=float, default=40.0, help="a frame this late is late")
     p.add_argument("--server-pid", type=int, help="pid of a local server: report its CPU and RSS")
     p.add_argument(
         "--metrics-url",
@@ -111,11 +123,13 @@ def add_loadtest_parser(sub: Any) -> None:
         metavar="N",
         help="first open N idle conversations and report RSS per conversation",
     )
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", type=Path, default=Path("loadtest.json"), help="JSON report path")
     p.add_argument("--chart", type=Path, default=Path("loadtest.png"), help="PNG chart path")
     p.add_argument("--no-chart", action="store_true")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=run_loadtest)
 
 
 @contextmanager
@@ -177,74 +191,75 @@ def summarize_runs(steps: list[dict[str, Any]]) -> dict[str, Any]:
     groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for step in steps:
         groups.setdefault((step["label"], step["concurrency"]), []).append(step)
-    rows: list[dict[str, Any]] = []
-    for (label, calls), runs in sorted(groups.items()):
-
-        def values(*path: str, runs: list[dict[str, Any]] = runs) -> list[float]:
-            out = []
-            for run in runs:
-                value: Any = run
-                for key in path:
-                    value = value.get(key) if isinstance(value, dict) else None
-                if value is not None:
-                    out.append(float(value))
-            return out
-
-        rows.append(
-            {
-                "label": label,
-                "concurrency": calls,
-                "runs": len(runs),
-                "clean": all(r["frames_late"] == 0 and r["calls_failed"] == 0 for r in runs),
-                "nearly_clean": all(
-                    r["calls_failed"] == 0
-                    and r["frames_late"] <= _LATE_TOLERANCE * max(1, r["frames_sent"])
-                    for r in runs
-                ),
-                "frames_late": _median_spread(values("frames_late")),
-                "latency_p50_ms": _median_spread(values("latency_ms", "p50")),
-                "latency_p99_ms": _median_spread(values("latency_ms", "p99")),
-                "cpu_us_per_frame": _median_spread(values("server", "cpu_us_per_frame")),
-                "cpu_percent": _median_spread(values("server", "cpu_percent")),
-                "rss_peak_mb": _median_spread(values("server", "rss_peak_mb")),
-            }
-        )
-    labels = list(dict.fromkeys(r["label"] for r in rows))
-
-    def knee(flag: str) -> dict[str, int]:
-        return {
-            label: max(
-                (r["concurrency"] for r in rows if r["label"] == label and r[flag]), default=0
-            )
-            for label in labels
-        }
-
-    ratios = []
-    by_key = {(r["label"], r["concurrency"]): r for r in rows}
-    for (label, calls), row in by_key.items():
-        sink = by_key.get(("sink", calls))
-        if label == "sink" or sink is None:
-            continue
-
-        def ratio(key: str, row: dict[str, Any] = row, sink: dict[str, Any] = sink) -> float | None:
-            a, b = row.get(key), sink.get(key)
-            if not a or not b or not b["median"]:
-                return None
-            return round(float(a["median"]) / float(b["median"]), 3)
-
-        ratios.append(
-            {
-                "concurrency": calls,
-                "cpu_per_frame_ratio": ratio("cpu_us_per_frame"),
-                "latency_p99_ratio": ratio("latency_p99_ms"),
-            }
-        )
+    rows = [_summary_row(label, calls, runs) for (label, calls), runs in sorted(groups.items())]
     return {
         "rows": rows,
-        "max_clean_concurrency": knee("clean"),
-        "max_concurrency_late_under_0_1_percent": knee("nearly_clean"),
-        "vs_sink": ratios,
+        "max_clean_concurrency": _knee(rows, "clean"),
+        "max_concurrency_late_under_0_1_percent": _knee(rows, "nearly_clean"),
+        "vs_sink": _ratios_to_sink(rows),
     }
+
+
+def _summary_row(label: str, calls: int, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One server at one concurrency: medians with spread over its repeated runs."""
+
+    def values(*path: str) -> list[float]:
+        out = []
+        for run in runs:
+            value: Any = run
+            for key in path:
+                value = value.get(key) if isinstance(value, dict) else None
+            if value is not None:
+                out.append(float(value))
+        return out
+
+    return {
+        "label": label,
+        "concurrency": calls,
+        "runs": len(runs),
+        "clean": all(r["frames_late"] == 0 and r["calls_failed"] == 0 for r in runs),
+        "nearly_clean": all(
+            r["calls_failed"] == 0
+            and r["frames_late"] <= _LATE_TOLERANCE * max(1, r["frames_sent"])
+            for r in runs
+        ),
+        "frames_late": _median_spread(values("frames_late")),
+        "latency_p50_ms": _median_spread(values("latency_ms", "p50")),
+        "latency_p99_ms": _median_spread(values("latency_ms", "p99")),
+        "cpu_us_per_frame": _median_spread(values("server", "cpu_us_per_frame")),
+        "cpu_percent": _median_spread(values("server", "cpu_percent")),
+        "rss_peak_mb": _median_spread(values("server", "rss_peak_mb")),
+    }
+
+
+def _knee(rows: list[dict[str, Any]], flag: str) -> dict[str, int]:
+    """Per server, the highest concurrency whose runs all satisfied ``flag``."""
+    labels = dict.fromkeys(r["label"] for r in rows)
+    return {
+        label: max((r["concurrency"] for r in rows if r["label"] == label and r[flag]), default=0)
+        for label in labels
+    }
+
+
+def _ratios_to_sink(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """CPU per frame and p99 latency of each server over the bare sink's at the same load."""
+    by_key = {(r["label"], r["concurrency"]): r for r in rows}
+
+    def ratio(row: dict[str, Any], sink: dict[str, Any], key: str) -> float | None:
+        a, b = row.get(key), sink.get(key)
+        if not a or not b or not b["median"]:
+            return None
+        return round(float(a["median"]) / float(b["median"]), 3)
+
+    return [
+        {
+            "concurrency": calls,
+            "cpu_per_frame_ratio": ratio(row, sink, "cpu_us_per_frame"),
+            "latency_p99_ratio": ratio(row, sink, "latency_p99_ms"),
+        }
+        for (label, calls), row in by_key.items()
+        if label != "sink" and (sink := by_key.get(("sink", calls))) is not None
+    ]
 
 
 async def _idle_rss(target: str, probe: ServerProbe, count: int, agent: str) -> dict[str, Any]:

@@ -179,23 +179,7 @@ class SimulatedCall:
         sends END_OF_INPUT (or ``trail_silence_ms`` passes); then the RPC half-closes.
         ``frame_order`` may permute frame indices to exercise the jitter buffer.
         """
-        if isinstance(audio, bytes):
-            if not is_wav(audio):
-                raise ValueError("bytes given to say() must be a WAV file; pass PCM as an ndarray")
-            wav = read_wav(audio)
-            pcm, sample_rate = wav.pcm, wav.sample_rate
-        else:
-            pcm = audio
-        if sample_rate != 8000:
-            pcm = resample(pcm, sample_rate, 8000)
-        lead = np.zeros(8 * lead_silence_ms, dtype=np.int16)
-        trail = np.zeros(8 * trail_silence_ms, dtype=np.int16)
-        pcm = np.concatenate((lead, pcm.astype(np.int16), trail))
-        # 20 ms per message whatever the codec (160 B of G.711, 320 B of L16).
-        frames = [
-            encode(pcm[i : i + FRAME_SAMPLES], encoding)
-            for i in range(0, len(pcm) - FRAME_SAMPLES + 1, FRAME_SAMPLES)
-        ]
+        frames = caller_frames(audio, sample_rate, encoding, lead_silence_ms, trail_silence_ms)
         order = list(frame_order(list(range(len(frames))))) if frame_order else range(len(frames))
         eoi = asyncio.Event()
         result_holder: dict[str, RpcResult] = {}
@@ -365,3 +349,32 @@ class WebexSimulator:
 def pcm_of(result: RpcResult) -> np.ndarray:
     """The audio an RPC brought back, as 8 kHz PCM16 (for assertions)."""
     return ulaw_to_pcm(result.audio)
+
+
+def caller_frames(
+    audio: np.ndarray | bytes,
+    sample_rate: int,
+    encoding: Encoding,
+    lead_silence_ms: int,
+    trail_silence_ms: int,
+) -> list[bytes]:
+    """The 20 ms messages a caller sends for ``audio`` (PCM16 or a WAV), silence around it.
+
+    Each message holds 20 ms whatever the codec (160 B of G.711, 320 B of L16).
+    """
+    if isinstance(audio, bytes):
+        if not is_wav(audio):
+            raise ValueError("bytes given to say() must be a WAV file; pass PCM as an ndarray")
+        wav = read_wav(audio)
+        pcm, sample_rate = wav.pcm, wav.sample_rate
+    else:
+        pcm = audio
+    if sample_rate != 8000:
+        pcm = resample(pcm, sample_rate, 8000)
+    lead = np.zeros(FRAME_SAMPLES * lead_silence_ms // FRAME_MS, dtype=np.int16)
+    trail = np.zeros(FRAME_SAMPLES * trail_silence_ms // FRAME_MS, dtype=np.int16)
+    pcm = np.concatenate((lead, pcm.astype(np.int16), trail))
+    return [
+        encode(pcm[i : i + FRAME_SAMPLES], encoding)
+        for i in range(0, len(pcm) - FRAME_SAMPLES + 1, FRAME_SAMPLES)
+    ]

@@ -134,45 +134,50 @@ class WebexClient:
                     method, url, headers=headers, json=json, data=data, params=params
                 )
             except httpx.TransportError as exc:
-                if method in IDEMPOTENT_METHODS and attempt < self.max_retries:
-                    await self._backoff(attempt, f"{method} {path}: {type(exc).__name__}")
-                    attempt += 1
-                    continue
-                raise WebexApiError(
-                    f"{method} {path} failed: {type(exc).__name__}: {exc}",
-                    status=None,
-                    tracking_id=headers["TrackingID"],
-                ) from exc
-            if response.status_code < 400:
-                return response
-            tracking = response.headers.get("trackingid") or headers["TrackingID"]
-            if response.status_code == 429:
-                wait = parse_retry_after(response.headers.get("retry-after"), now=time.time())
-                wait = 1.0 if wait is None else wait
-                if attempt < self.max_retries and wait <= self.max_wait_s:
-                    wait += self._random.uniform(0, self.jitter_s)
-                    log.warning("Webex rate-limited %s %s; retrying in %.2f s", method, path, wait)
-                    await self._sleep(wait)
-                    attempt += 1
-                    continue
-                raise RateLimitedError(
-                    f"{method} {path}: rate-limited by Webex after {attempt + 1} attempts",
-                    tracking_id=tracking,
-                    body=_body(response),
-                    retry_after_s=wait,
-                )
-            retryable = response.status_code >= 500 and method in IDEMPOTENT_METHODS
-            if retryable and attempt < self.max_retries:
-                await self._backoff(attempt, f"{method} {path}: HTTP {response.status_code}")
-                attempt += 1
-                continue
-            body = _body(response)
-            raise WebexApiError(
-                f"{method} {path}: HTTP {response.status_code}{_message(body)}",
-                status=response.status_code,
+                if method not in IDEMPOTENT_METHODS or attempt >= self.max_retries:
+                    raise WebexApiError(
+                        f"{method} {path} failed: {type(exc).__name__}: {exc}",
+                        status=None,
+                        tracking_id=headers["TrackingID"],
+                    ) from exc
+                await self._backoff(attempt, f"{method} {path}: {type(exc).__name__}")
+            else:
+                if response.status_code < 400:
+                    return response
+                tracking = response.headers.get("trackingid") or headers["TrackingID"]
+                await self._wait_or_raise(response, f"{method} {path}", attempt, tracking)
+            attempt += 1
+
+    async def _wait_or_raise(
+        self, response: httpx.Response, what: str, attempt: int, tracking: str
+    ) -> None:
+        """Wait before retrying a failed response (429, or 5xx when idempotent), or raise."""
+        if response.status_code == 429:
+            wait = parse_retry_after(response.headers.get("retry-after"), now=time.time())
+            wait = 1.0 if wait is None else wait
+            if attempt < self.max_retries and wait <= self.max_wait_s:
+                wait += self._random.uniform(0, self.jitter_s)
+                log.warning("Webex rate-limited %s; retrying in %.2f s", what, wait)
+                await self._sleep(wait)
+                return
+            raise RateLimitedError(
+                f"{what}: rate-limited by Webex after {attempt + 1} attempts",
                 tracking_id=tracking,
-                body=body,
+                body=_body(response),
+                retry_after_s=wait,
             )
+        method = what.split(" ", 1)[0]
+        retryable = response.status_code >= 500 and method in IDEMPOTENT_METHODS
+        if retryable and attempt < self.max_retries:
+            await self._backoff(attempt, f"{what}: HTTP {response.status_code}")
+            return
+        body = _body(response)
+        raise WebexApiError(
+            f"{what}: HTTP {response.status_code}{_message(body)}",
+            status=response.status_code,
+            tracking_id=tracking,
+            body=body,
+        )
 
     async def _backoff(self, attempt: int, what: str) -> None:
         wait = min(self.max_wait_s, self.backoff_s * 2**attempt)
