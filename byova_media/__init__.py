@@ -4,6 +4,9 @@ Everything an agent author needs is importable from here::
 
     import byova_media
     from byova_media import Agent, AgentSpec, Call, Reply, Transfer
+
+The audio helpers most agents start with (``tone``, ``pcm_to_ulaw``) are here too; the
+rest of the audio toolbox is ``byova_media.audio``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from byova_media.agent import (
     Utterance,
 )
 from byova_media.app import App
+from byova_media.audio.codecs import pcm_to_ulaw
 from byova_media.audio.formats import ULAW_8K, AudioFormat
+from byova_media.audio.tones import tone
 from byova_media.call import Call
 
 __all__ = [
@@ -53,4 +58,6 @@ __all__ = [
     "Utterance",
     "__version__",
     "hookimpl",
+    "pcm_to_ulaw",
+    "tone",
 ]

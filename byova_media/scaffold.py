@@ -207,19 +207,19 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import byova_media
-from byova_media.agent import (
+from byova_media import (
     Agent,
     AgentSpec,
+    App,
+    Call,
     EndSession,
     Reply,
     SessionStart,
     Transfer,
     Utterance,
+    pcm_to_ulaw,
+    tone,
 )
-from byova_media.app import App
-from byova_media.audio.codecs import pcm_to_ulaw
-from byova_media.audio.tones import tone
-from byova_media.call import Call
 
 __all__ = ["AGENT_ID", "BYOVA_MEDIA_REQUIRES", "$class_name"]
 
@@ -274,7 +274,7 @@ _TEST = '''\
 
 from __future__ import annotations
 
-from byova_media.audio.tones import tone
+from byova_media import tone
 from byova_media.testing.pytest_plugin import ServerPool, SimulatorFactory
 
 #: The entry-point name in pyproject.toml, which is also the virtual agent id.

@@ -1,4 +1,7 @@
-"""Mapping between protobuf messages and the agent API; the one place that builds responses."""
+"""Mapping between protobuf fields and the agent API: encodings, digits, events, input settings.
+
+The reply's FINAL is assembled in ``replies.py`` from these pieces.
+"""
 
 from __future__ import annotations
 

@@ -16,12 +16,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import byova_media
+from byova_media import Agent, AgentSpec, App, Call, Reply, SessionStart, pcm_to_ulaw, tone
 from byova_media.adapters import LanguageModel, LlmFactory, Message, TextDelta
-from byova_media.agent import Agent, AgentSpec, Reply, SessionStart
-from byova_media.app import App
-from byova_media.audio.codecs import pcm_to_ulaw
-from byova_media.audio.tones import tone
-from byova_media.call import Call
 from byova_media.plugins import PluginError
 
 __all__ = ["LlmAgent"]

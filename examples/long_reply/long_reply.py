@@ -14,11 +14,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 
 import byova_media
-from byova_media.agent import Agent, AgentSpec, BargeIn, Reply, SessionStart, Utterance
-from byova_media.app import App
-from byova_media.audio.codecs import pcm_to_ulaw
+from byova_media import (
+    Agent,
+    AgentSpec,
+    App,
+    BargeIn,
+    Call,
+    Reply,
+    SessionStart,
+    Utterance,
+    pcm_to_ulaw,
+)
 from byova_media.audio.tones import silence, tone
-from byova_media.call import Call
 
 __all__ = ["SENTENCE_MS", "LongReply", "sentence"]
 

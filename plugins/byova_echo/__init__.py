@@ -14,11 +14,19 @@ from collections.abc import Callable
 import numpy as np
 
 import byova_media
-from byova_media.agent import Agent, AgentSpec, EndSession, Reply, SessionStart, Transfer, Utterance
-from byova_media.app import App
-from byova_media.audio.codecs import pcm_to_ulaw
+from byova_media import (
+    Agent,
+    AgentSpec,
+    App,
+    Call,
+    EndSession,
+    Reply,
+    SessionStart,
+    Transfer,
+    Utterance,
+    pcm_to_ulaw,
+)
 from byova_media.audio.tones import dtmf_tones, tone
-from byova_media.call import Call
 
 __all__ = ["EchoAgent"]
 

@@ -11,19 +11,19 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import byova_media
-from byova_media.agent import (
+from byova_media import (
     Agent,
     AgentSpec,
+    App,
+    Call,
     EndSession,
     Reply,
     SessionStart,
     Transfer,
     Utterance,
+    pcm_to_ulaw,
+    tone,
 )
-from byova_media.app import App
-from byova_media.audio.codecs import pcm_to_ulaw
-from byova_media.audio.tones import tone
-from byova_media.call import Call
 
 __all__ = ["BYOVA_MEDIA_REQUIRES", "MyAgent"]
 
