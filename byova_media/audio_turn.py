@@ -15,14 +15,16 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from byova_media._proto import voicevirtualagent_pb2 as pb
 from byova_media.audio.codecs import Encoding, decode
-from byova_media.audio.formats import FRAME_MS, FRAME_SAMPLES
+from byova_media.audio.formats import FRAME_MS, FRAME_SAMPLES, SUPPORTED_RATES
 from byova_media.audio.jitter import JitterBuffer
 from byova_media.audio.resample import Resampler
 from byova_media.audio.vad import TurnDetector, VoiceActivityDetector
 from byova_media.conversation import Conversation
+from byova_media.rpc import RpcAbort, malformed
 from byova_media.turn_signals import TurnEvent, TurnSignal
 from byova_media.wire import encoding_from_wire
 
@@ -74,6 +76,8 @@ class AudioTurn:
         self._carry = np.zeros(0, dtype=np.int16)
         self.ended = False
         self._tiny = 0  # payloads under min_audio_bytes
+        self.last_message_at = time.monotonic()
+        self._idle_timer: asyncio.TimerHandle | None = None
         self._warned: set[str] = set()
         self._on_audio_ok = conv.agent.wants_audio
         self._settled = False
@@ -103,10 +107,12 @@ class AudioTurn:
         Per message the work is synchronous; only agents that want the audio cost an
         ``await`` per frame.
         """
+        error: Exception | None = None
         try:
             self._settings(first.audio_input)
             await self._feed(self._take(first.audio_input))
             async for request in requests:
+                self.last_message_at = time.monotonic()
                 if request.WhichOneof("voice_va_input_type") != "audio_input":
                     self._warn_once(
                         "kind",
@@ -122,8 +128,35 @@ class AudioTurn:
                     await self._feed(frames)
             if not self.ended:
                 await self._feed(self.jitter.flush())
+        except DecodeError as exc:
+            error = malformed(exc)
+        except Exception as exc:
+            error = exc  # RpcAbort for client errors; anything else is ours and ends INTERNAL
         finally:
-            self.signals.put_nowait(TurnSignal(TurnEvent.STREAM_END, time.monotonic()))
+            self.signals.put_nowait(TurnSignal(TurnEvent.STREAM_END, time.monotonic(), error=error))
+
+    def watch_idle(self, timeout_s: float) -> None:
+        """End the turn with DEADLINE_EXCEEDED if the caller sends nothing for ``timeout_s``.
+
+        One timer per idle period instead of a deadline per message: the per-frame path
+        only records the time of the last message. :meth:`finish` stops the watch.
+        """
+        loop = asyncio.get_running_loop()
+
+        def check() -> None:
+            idle = time.monotonic() - self.last_message_at
+            if self.ended:
+                return
+            if idle < timeout_s:
+                self._idle_timer = loop.call_later(timeout_s - idle, check)
+                return
+            self.ended = True
+            abort = RpcAbort(
+                "DEADLINE_EXCEEDED", f"no caller audio for {timeout_s:g} s before the turn ended"
+            )
+            self.signals.put_nowait(TurnSignal(TurnEvent.STREAM_END, time.monotonic(), error=abort))
+
+        self._idle_timer = loop.call_later(timeout_s, check)
 
     async def _feed(self, frames: Sequence[np.ndarray]) -> None:
         if self._on_audio_ok:
@@ -156,6 +189,12 @@ class AudioTurn:
                 self.conv.encoding.value,
             )
         rate = audio.sample_rate_hertz if audio.sample_rate_hertz > 0 else None
+        if rate is not None and rate not in SUPPORTED_RATES:
+            raise RpcAbort(
+                "INVALID_ARGUMENT",
+                f"sample_rate_hertz {rate} is not supported "
+                f"(supported: {', '.join(str(r) for r in sorted(SUPPORTED_RATES))})",
+            )
         self.conv.set_audio_format(encoding, rate, audio.language_code)
         if audio.caller_audio:
             self._settled = True  # later messages carry only audio (Webex's sequence)
@@ -185,9 +224,6 @@ class AudioTurn:
         return self._reframe(pcm, timestamp)
 
     def _resample(self, pcm: np.ndarray, rate: int) -> np.ndarray:
-        if rate < 4000 or rate > 192_000:
-            self._warn_once("rate", "implausible sample rate %d Hz; treating audio as 8 kHz", rate)
-            return pcm
         if self._resampler is None or self._resampler_rate != rate:
             self._resampler = Resampler(rate, 8000)
             self._resampler_rate = rate
@@ -246,6 +282,8 @@ class AudioTurn:
     def finish(self) -> None:
         """End the turn: audio that still arrives on this RPC is dropped."""
         self.ended = True
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
 
     def utterance(self) -> np.ndarray:
         if not self._utterance:

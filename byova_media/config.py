@@ -42,6 +42,10 @@ class Config(BaseModel):
     tls_client_ca_file: Path | None = None
     drain_timeout_s: float = Field(30.0, ge=0)
     half_close_grace_ms: int = Field(1000, ge=0)
+    #: An RPC that sends no first message in this time ends with DEADLINE_EXCEEDED.
+    first_message_timeout_ms: int = Field(10_000, ge=100)
+    #: An audio RPC whose caller sends nothing for this long, before its turn ended, too.
+    stream_idle_timeout_ms: int = Field(10_000, ge=100)
     # --- plugins ---
     plugins: tuple[str, ...] = ()
     disable_plugins: tuple[str, ...] = ()

@@ -10,6 +10,7 @@ methods; the engine and the transports call them.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -27,8 +28,9 @@ from byova_media.turn_signals import TurnEvent
 if TYPE_CHECKING:
     from byova_media.admission import AdmissionMonitor
     from byova_media.app import App
+    from byova_media.config import Config
 
-__all__ = ["Conversation", "ConversationRegistry", "Playback", "TurnListener"]
+__all__ = ["Conversation", "ConversationRegistry", "Playback", "TurnListener", "clean_ending"]
 
 log = logging.getLogger(__name__)
 
@@ -230,16 +232,21 @@ class Conversation:
     ) -> Reply:
         """Count and log an agent failure once; return the caller's clean ending."""
         self.report_failure(detail, exc)
-        prompt = Prompt(text=self.app.config.plugin_error_text)
-        metadata = {"reason": reason}
-        if self.app.config.on_plugin_error == "transfer":
-            return Reply(prompts=[prompt], event=Transfer(metadata=metadata))
-        return Reply(prompts=[prompt], event=EndSession(metadata=metadata))
+        return clean_ending(self.app.config, reason)
 
     def report_failure(self, detail: str, exc: BaseException | None = None) -> None:
         """Count and log one failure of this conversation's agent (no reply involved)."""
         self.app.metrics.plugin_errors.labels(plugin=self.spec.virtual_agent_id).inc()
         log.error("agent %r: %s", self.spec.virtual_agent_id, detail, exc_info=_traceback_of(exc))
+
+
+def clean_ending(config: Config, reason: AgentFailure) -> Reply:
+    """What a caller gets when the agent fails: the configured transfer or end, with a text."""
+    prompt = Prompt(text=config.plugin_error_text)
+    metadata = {"reason": reason}
+    if config.on_plugin_error == "transfer":
+        return Reply(prompts=[prompt], event=Transfer(metadata=metadata))
+    return Reply(prompts=[prompt], event=EndSession(metadata=metadata))
 
 
 class _AgentFailed(Exception):
@@ -270,6 +277,9 @@ class ConversationRegistry:
         self.default_agent = default_agent
         self.admission = admission
         self._items: dict[str, Conversation] = {}
+        #: Ids of conversations that ended, oldest first, kept for ``conversation_ttl_s`` so
+        #: that a late RPC cannot bring one back; at most ``max_conversations`` of them.
+        self._ended: collections.OrderedDict[str, float] = collections.OrderedDict()
 
     def __len__(self) -> int:
         return len(self._items)
@@ -322,6 +332,23 @@ class ConversationRegistry:
         conv = self._items.pop(conversation_id, None)
         self.app.metrics.active_conversations.set(len(self._items))
         return conv
+
+    def mark_ended(self, conversation_id: str) -> None:
+        """Remember that a conversation ended, so that a late RPC for it is refused."""
+        self._ended[conversation_id] = time.monotonic()
+        self._ended.move_to_end(conversation_id)
+        while len(self._ended) > self.app.config.max_conversations:
+            self._ended.popitem(last=False)
+
+    def has_ended(self, conversation_id: str) -> bool:
+        """Whether the conversation ended within the last ``conversation_ttl_s``."""
+        ended_at = self._ended.get(conversation_id)
+        if ended_at is None:
+            return False
+        if time.monotonic() - ended_at > self.app.config.conversation_ttl_s:
+            del self._ended[conversation_id]
+            return False
+        return True
 
     def expired(self, now: float | None = None) -> list[Conversation]:
         """Conversations idle for longer than the TTL, removed from the registry."""

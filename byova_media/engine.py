@@ -16,16 +16,18 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Literal
 
+from google.protobuf.message import DecodeError
+
 from byova_media._proto import voicevirtualagent_pb2 as pb
 from byova_media.admission import AdmissionError
 from byova_media.agent import Reply, SessionStart, Transfer, TurnMetrics, Utterance
 from byova_media.app import App
 from byova_media.audio.vad import VoiceActivityDetector
 from byova_media.audio_turn import AudioTurn
-from byova_media.conversation import Conversation, ConversationRegistry
+from byova_media.conversation import Conversation, ConversationRegistry, clean_ending
 from byova_media.logs import call_context, conversation_id_var
-from byova_media.replies import send_reply
-from byova_media.rpc import RpcAbort, RpcOutput
+from byova_media.replies import ending_response, send_reply
+from byova_media.rpc import RpcAbort, RpcOutput, malformed
 from byova_media.tracing import Tracing
 from byova_media.turn_signals import TurnEvent
 from byova_media.wire import FINAL, digits_from_events, event_response, struct_to_dict
@@ -110,30 +112,50 @@ class Engine:
     async def _route(
         self, requests: AsyncIterator[pb.VoiceVARequest], out: RpcOutput, tracking_id: str
     ) -> RpcKind:
-        """Read the first message and hand the step to the handler of its kind."""
-        try:
-            first = await anext(requests)
-        except StopAsyncIteration:
+        """Read and check the first message, then hand the step to the handler of its kind.
+
+        Everything is validated before a conversation is created or touched, so a
+        refused step leaves no state behind.
+        """
+        first = await self._first_message(requests)
+        if first is None:
             return "empty"  # the client half-closed without a message; complete quietly
         _check_conversation_id(first.conversation_id)
         conversation_id_var.set(first.conversation_id)
-        which = first.WhichOneof("voice_va_input_type")
-        event = first.event_input.event_type if which == "event_input" else None
-        if event == _EV.SESSION_END:
+        kind = _kind_of(first)
+        if kind == "session_end":
             await self._hang_up(first.conversation_id, out)
-            return "session_end"
-        conv = self._conversation(first, tracking_id, adopt=event != _EV.SESSION_START)
-        if which == "event_input":
-            return await self._event(conv, first.event_input, out)
-        if which == "dtmf_input":
-            await self._dtmf(conv, first.dtmf_input, out)
-            return "dtmf"
-        if which == "audio_input":
-            await self._audio(conv, first, requests, out)
-            return "audio"
-        raise RpcAbort(
-            "INVALID_ARGUMENT", "request carries no audio_input, dtmf_input or event_input"
-        )
+            return kind
+        try:
+            conv = self._conversation(first, tracking_id, adopt=kind != "session_start")
+        except _AgentUnavailable:
+            out.send(ending_response(clean_ending(self.app.config, "agent_error")))
+            return kind
+        match kind:
+            case "audio":
+                await self._audio(conv, first, requests, out)
+            case "dtmf":
+                await self._dtmf(conv, first.dtmf_input, out)
+            case _:
+                await self._event(conv, kind, first.event_input, out)
+        return kind
+
+    async def _first_message(
+        self, requests: AsyncIterator[pb.VoiceVARequest]
+    ) -> pb.VoiceVARequest | None:
+        """The step's first message, ``None`` if the client half-closed without one."""
+        timeout_s = self.app.config.first_message_timeout_ms / 1000
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await anext(requests)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            raise RpcAbort(
+                "DEADLINE_EXCEEDED", f"no request message within {timeout_s:g} s"
+            ) from None
+        except DecodeError as exc:
+            raise malformed(exc) from None
 
     def _conversation(
         self, first: pb.VoiceVARequest, tracking_id: str, adopt: bool
@@ -149,6 +171,8 @@ class Engine:
                     f"not {_quote(requested)}",
                 )
             return conv
+        if self.registry.has_ended(first.conversation_id):
+            raise RpcAbort("FAILED_PRECONDITION", "this conversation has ended")
         spec = self.registry.resolve_agent(requested)
         if spec is None:
             known = ", ".join(sorted(self.registry.agents)) or "none"
@@ -167,7 +191,7 @@ class Engine:
         except Exception as exc:
             self.app.metrics.plugin_errors.labels(plugin=spec.virtual_agent_id).inc()
             log.exception("agent factory of %r failed", spec.virtual_agent_id)
-            raise RpcAbort("INTERNAL", "the virtual agent could not be created") from exc
+            raise _AgentUnavailable from exc
         self.tracing.call_started(conv.id, spec.virtual_agent_id, first.customer_org_id)
         if adopt:
             conv.adopt()
@@ -175,34 +199,30 @@ class Engine:
 
     # --- event and DTMF steps ---
 
-    async def _event(self, conv: Conversation, event: pb.EventInput, out: RpcOutput) -> RpcKind:
+    async def _event(
+        self, conv: Conversation, kind: RpcKind, event: pb.EventInput, out: RpcOutput
+    ) -> None:
         call, agent = conv.call, conv.agent
-        match event.event_type:
-            case _EV.SESSION_START:
+        match kind:
+            case "session_start":
                 if not conv.begin():
                     log.info("duplicate SESSION_START ignored")
                     await self._reply(conv, out, Reply())
-                    return "session_start"
+                    return
                 call.parameters = struct_to_dict(event.parameters)
                 start = SessionStart(name=event.name, parameters=call.parameters)
-                await self._reply(
-                    conv, out, await conv.ask(agent.on_start(call, start), "on_start")
-                )
-                return "session_start"
-            case _EV.START_OF_DTMF:
+                reply = await conv.ask(agent.on_start(call, start), "on_start")
+                await self._reply(conv, out, reply)
+            case "start_of_dtmf":
                 # The first key press cuts a bargeable prompt; the digits come on the next RPC.
                 await self._barge(conv)
                 out.send(pb.VoiceVAResponse(response_type=FINAL))
-                return "start_of_dtmf"
-            case _EV.NO_INPUT:
+            case "no_input":
                 await self._reply(conv, out, await conv.ask(agent.on_no_input(call), "on_no_input"))
-                return "no_input"
-            case _EV.CUSTOM_EVENT:
+            case "custom_event":
                 params = struct_to_dict(event.parameters)
                 work = agent.on_custom_event(call, event.name, params)
                 await self._reply(conv, out, await conv.ask(work, "on_custom_event"))
-                return "custom_event"
-        raise RpcAbort("INVALID_ARGUMENT", f"unsupported event_input type {event.event_type}")
 
     async def _dtmf(self, conv: Conversation, dtmf: pb.DTMFInputs, out: RpcOutput) -> None:
         digits, unknown = digits_from_events(dtmf.dtmf_events)
@@ -228,6 +248,7 @@ class Engine:
         turn = AudioTurn(conv, self.vad_factory)
         number = conv.begin_turn()
         reader = asyncio.create_task(turn.read(first, requests))
+        turn.watch_idle(self.app.config.stream_idle_timeout_ms / 1000)
         try:
             with conv.listening(turn):
                 speech_end_at = await self._wait_for_turn_end(conv, turn, out)
@@ -239,6 +260,7 @@ class Engine:
             await self._answer_turn(conv, turn, out, number, speech_end_at)
             await self._until_half_close(asyncio.shield(reader))
         finally:
+            turn.finish()
             turn.record_stats()
             if not reader.done():
                 # Audio after END_OF_INPUT belongs to no turn and is discarded; a client
@@ -266,6 +288,8 @@ class Engine:
                 case TurnEvent.SPEECH_END:
                     return signal.speech_end_at or signal.at
                 case TurnEvent.STREAM_END:
+                    if signal.error is not None:
+                        raise signal.error
                     return signal.at if spoke else None
 
     async def _answer_turn(
@@ -338,8 +362,39 @@ class Engine:
     async def _release(self, conv: Conversation, reason: str) -> None:
         with call_context(conv.id, conv.call.tracking_id):
             self.registry.remove(conv.id)
+            self.registry.mark_ended(conv.id)
             self.tracing.call_ended(conv.id, reason, conv.turns)
             await conv.notify(conv.agent.on_end(conv.call, reason), "on_end")
+
+
+class _AgentUnavailable(Exception):
+    """The agent factory failed: the caller gets the clean ending without a conversation."""
+
+
+_EVENT_KINDS: dict[int, RpcKind] = {
+    _EV.SESSION_START: "session_start",
+    _EV.SESSION_END: "session_end",
+    _EV.START_OF_DTMF: "start_of_dtmf",
+    _EV.NO_INPUT: "no_input",
+    _EV.CUSTOM_EVENT: "custom_event",
+}
+
+
+def _kind_of(first: pb.VoiceVARequest) -> RpcKind:
+    """What the step is, from its first message; INVALID_ARGUMENT for what no step is."""
+    which = first.WhichOneof("voice_va_input_type")
+    if which == "audio_input":
+        return "audio"
+    if which == "dtmf_input":
+        return "dtmf"
+    if which == "event_input":
+        kind = _EVENT_KINDS.get(first.event_input.event_type)
+        if kind is None:
+            raise RpcAbort(
+                "INVALID_ARGUMENT", f"unsupported event_input type {first.event_input.event_type}"
+            )
+        return kind
+    raise RpcAbort("INVALID_ARGUMENT", "request carries no audio_input, dtmf_input or event_input")
 
 
 def _check_conversation_id(conversation_id: str) -> None:
@@ -357,5 +412,7 @@ def _quote(value: str, limit: int = 64) -> str:
 
 
 async def _drain(requests: AsyncIterator[pb.VoiceVARequest]) -> None:
-    async for _ in requests:
-        pass  # nothing after the first message of a non-audio step means anything
+    """Read to the half-close: nothing after the first message of a non-audio step counts."""
+    with contextlib.suppress(DecodeError):  # not even a malformed straggler after our FINAL
+        async for _ in requests:
+            pass

@@ -9,12 +9,23 @@ barge-in cancels, which closes the prompt's async iterator so synthesis stops at
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING
 
 from byova_media._proto import voicevirtualagent_pb2 as pb
-from byova_media.agent import Prompt, Reply
+from byova_media.agent import (
+    CustomEvent,
+    EndSession,
+    InputHandling,
+    InputMode,
+    NoMatch,
+    Prompt,
+    Reply,
+    Transfer,
+)
+from byova_media.audio.formats import AudioFormat
 from byova_media.audio.framing import PlayoutTracker, chunk_ulaw, stream_ulaw_chunks
 from byova_media.audio.wav import is_wav, ulaw_wav, wav_to_ulaw
 from byova_media.conversation import Conversation, Playback
@@ -24,7 +35,7 @@ from byova_media.wire import CHUNK, FINAL, input_handling_config, input_mode, ou
 if TYPE_CHECKING:
     from byova_media.config import Config
 
-__all__ = ["send_reply"]
+__all__ = ["ending_response", "reply_problem", "send_reply"]
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +70,24 @@ async def _aclose(obj: object) -> None:
         await close()
 
 
-async def _collect_ulaw(prompt: Prompt, config: Config) -> bytes:
-    parts = [chunk async for chunk in _prompt_chunks(prompt, config, first=False)]
-    return b"".join(parts)
-
-
 class ReplyError(Exception):
-    """The agent's reply could not be produced (its audio stream raised)."""
+    """The agent's reply could not be produced (its audio failed, or it does not fit)."""
+
+
+async def _collect_ulaw(prompt: Prompt, config: Config) -> bytes:
+    """A prompt's whole audio for WAV mode, refused once it outgrows one gRPC message."""
+    parts: list[bytes] = []
+    size = 0
+    chunks = _prompt_chunks(prompt, config, first=False)
+    try:
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > config.max_message_bytes:
+                raise ReplyError(f"prompt audio exceeds max_message_bytes ({size} bytes so far)")
+            parts.append(chunk)
+    finally:
+        await _aclose(chunks)
+    return b"".join(parts)
 
 
 async def _stream(
@@ -132,6 +154,9 @@ async def send_reply(conv: Conversation, out: RpcOutput, reply: Reply) -> None:
     Prompts attached to a transfer or an end are never bargeable (protocol rule). If
     the reply's audio fails, the caller gets the clean ending instead.
     """
+    problem = reply_problem(reply, conv.app.config.max_message_bytes)
+    if problem is not None:
+        reply = conv.agent_failed("agent_error", f"sent a reply that cannot be sent: {problem}")
     call = conv.call
     if reply.transcript is not None:
         call.transcript = reply.transcript
@@ -145,18 +170,90 @@ async def send_reply(conv: Conversation, out: RpcOutput, reply: Reply) -> None:
     try:
         if conv.reply_mode == "wav":
             wav_prompts = await _wav_prompts(with_audio, playback.tracker, conv.app.config)
+            final = _checked(_final(reply, conv, wav_prompts + text_only), conv)
             conv.play(playback)
-            out.send(_final(reply, conv, wav_prompts + text_only))
+            out.send(final)
             return
         if with_audio and not await _stream_prompts(with_audio, out, playback, conv):
             # Barged: the caller is already speaking on the next RPC; close this one.
             out.send(_final(Reply(), conv, []))
             return
+        out.send(_checked(_final(reply, conv, text_only), conv))
     except ReplyError as exc:
-        clean_ending = conv.agent_failed("agent_error", str(exc.__cause__ or exc), exc)
+        clean_ending = conv.agent_failed("agent_error", str(exc), exc.__cause__)
         await send_reply(conv, out, clean_ending)
-        return
-    out.send(_final(reply, conv, text_only))
+
+
+def _checked(final: pb.VoiceVAResponse, conv: Conversation) -> pb.VoiceVAResponse:
+    """``final`` if it fits in one gRPC message; a transcript or WAVs too big fail the reply."""
+    size = final.ByteSize()
+    if size > conv.app.config.max_message_bytes:
+        raise ReplyError(f"its FINAL of {size} bytes exceeds max_message_bytes")
+    return final
+
+
+def ending_response(reply: Reply) -> pb.VoiceVAResponse:
+    """A terminal reply of text prompts and its event, for a step without a conversation."""
+    response = pb.VoiceVAResponse(
+        prompts=[pb.Prompt(text=p.text) for p in reply.prompts if p.text],
+        response_type=FINAL,
+    )
+    if reply.event is not None:
+        response.output_events.append(output_event(reply.event))
+    return response
+
+
+def reply_problem(reply: Reply, max_bytes: int) -> str | None:
+    """Why an agent's ``reply`` cannot be sent, or ``None``: agents are not ours to trust."""
+    if not isinstance(reply.prompts, list | tuple):
+        return f"prompts is a {type(reply.prompts).__name__}, not a list"
+    text_bytes = 0
+    for n, prompt in enumerate(reply.prompts):
+        if not isinstance(prompt, Prompt):
+            return f"prompts[{n}] is a {type(prompt).__name__}, not a Prompt"
+        audio = prompt.audio
+        if not isinstance(prompt.text, str):
+            return f"prompts[{n}].text is a {type(prompt.text).__name__}, not a str"
+        if not (
+            audio is None or isinstance(audio, bytes | bytearray) or hasattr(audio, "__aiter__")
+        ):
+            return f"prompts[{n}].audio is a {type(audio).__name__}: bytes or an async iterator"
+        if not isinstance(prompt.audio_format, AudioFormat):
+            return f"prompts[{n}].audio_format is not an AudioFormat"
+        text_bytes += len(prompt.text.encode())
+    for name in ("transcript", "summary"):
+        value = getattr(reply, name)
+        if value is not None and not isinstance(value, str):
+            return f"{name} is a {type(value).__name__}, not a str"
+        text_bytes += len(value.encode()) if value else 0
+    if text_bytes > max_bytes // 2:
+        return f"{text_bytes} bytes of text exceed half of max_message_bytes"
+    return _event_problem(reply) or _input_problem(reply)
+
+
+def _event_problem(reply: Reply) -> str | None:
+    event = reply.event
+    if event is None:
+        return None
+    if not isinstance(event, Transfer | EndSession | CustomEvent | NoMatch):
+        return (
+            f"event is a {type(event).__name__}, not Transfer, EndSession, CustomEvent or NoMatch"
+        )
+    if not isinstance(event.metadata, Mapping):
+        return f"event metadata is a {type(event.metadata).__name__}, not a mapping"
+    try:
+        json.dumps(dict(event.metadata))
+    except (TypeError, ValueError) as exc:
+        return f"event metadata is not JSON: {exc}"
+    return None
+
+
+def _input_problem(reply: Reply) -> str | None:
+    if reply.input_mode is not None and not isinstance(reply.input_mode, InputMode):
+        return f"input_mode is a {type(reply.input_mode).__name__}, not an InputMode"
+    if reply.input_handling is not None and not isinstance(reply.input_handling, InputHandling):
+        return f"input_handling is a {type(reply.input_handling).__name__}, not InputHandling"
+    return None
 
 
 async def _wav_prompts(
@@ -167,6 +264,8 @@ async def _wav_prompts(
     for prompt, barge in prompts:
         try:
             ulaw = await _collect_ulaw(prompt, config)
+        except ReplyError:
+            raise
         except Exception as exc:
             raise ReplyError(f"audio of prompt {prompt.text[:40]!r} failed: {exc}") from exc
         out.append(

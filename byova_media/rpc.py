@@ -8,7 +8,7 @@ import time
 from byova_media._proto import voicevirtualagent_pb2 as pb
 from byova_media.metrics import Metrics
 
-__all__ = ["RpcAbort", "RpcOutput"]
+__all__ = ["RpcAbort", "RpcOutput", "malformed"]
 
 _TYPE_NAMES = {v: k.lower() for k, v in pb.VoiceVAResponse.ResponseType.items()}
 _EVENT_NAMES = {v: k for k, v in pb.OutputEvent.EventType.items()}
@@ -21,6 +21,11 @@ class RpcAbort(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def malformed(exc: Exception) -> RpcAbort:
+    """A request that is not a valid ``VoiceVARequest`` (the client's error, not ours)."""
+    return RpcAbort("INVALID_ARGUMENT", f"malformed request message: {type(exc).__name__}")
 
 
 class RpcOutput:

@@ -25,8 +25,11 @@ class TurnSignal:
 
     ``speech_end_at`` is when the caller actually stopped: the VAD reports the end of
     speech only after the end-of-turn silence, and latency is measured from the speech.
+    ``error`` says why a stream ended early (a malformed message, an unsupported rate,
+    an idle caller): the step then ends with that error instead of a reply.
     """
 
     event: TurnEvent
     at: float
     speech_end_at: float | None = None
+    error: Exception | None = None

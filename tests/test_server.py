@@ -152,13 +152,25 @@ async def test_failing_agent_gets_a_clean_ending_and_others_continue(
     )
 
 
-async def test_factory_that_raises_is_internal_and_logged(byova_server: Any, webex: Any) -> None:
+async def test_factory_that_raises_gets_the_clean_ending_and_no_state(
+    byova_server: Any, webex: Any
+) -> None:
     def explode(call: Call) -> Agent:
         raise ValueError("no agent today")
 
     server = await byova_server(extra_plugins=[("x", agent_plugin("x", explode))])
     result = await (await webex(server)).call("x").start()
-    assert result.code == grpc.StatusCode.INTERNAL
+    assert result.code == grpc.StatusCode.OK
+    assert len(result.finals) == 1
+    assert result.events == ["TRANSFER_TO_AGENT"]  # on_plugin_error = "transfer"
+    assert result.final is not None
+    assert dict(result.final.output_events[0].metadata) == {"reason": "agent_error"}
+    assert [p.text for p in result.final.prompts] == [server.config.plugin_error_text]
+    assert len(server.engine.registry) == 0
+    errors = server.app.metrics.registry.get_sample_value(
+        "byova_plugin_errors_total", {"plugin": "x"}
+    )
+    assert errors == 1
 
 
 async def test_idle_conversations_expire(byova_server: Any, webex: Any) -> None:

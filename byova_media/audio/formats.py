@@ -12,6 +12,7 @@ __all__ = [
     "FRAME_SAMPLES",
     "L16_8K",
     "L16_16K",
+    "SUPPORTED_RATES",
     "ULAW_8K",
     "ULAW_SILENCE_FRAME",
     "AudioFormat",
@@ -64,3 +65,11 @@ def ulaw_silence(ms: float) -> bytes:
 
 ULAW_SILENCE_FRAME = ulaw_silence(FRAME_MS)
 """One 20 ms frame of μ-law silence, as a client sends while it waits for speech."""
+
+
+SUPPORTED_RATES = frozenset({8000, 16000, 11025, 22050, 24000, 32000, 44100, 48000})
+"""Caller audio rates the engine accepts: telephone and wideband, and the common media rates.
+
+Anything else is refused: a client-chosen odd rate would make every RPC design its own
+resampling filter (cost grows with the rates' ratio), and Webex itself sends 8 kHz.
+"""
