@@ -84,6 +84,11 @@ class AudioTurn:
 
     # --- called from the agent (turn_taking = "agent") through Call ---
 
+    @property
+    def frames(self) -> int:
+        """20 ms frames of caller audio processed on this RPC."""
+        return self._index
+
     def signal(self, event: TurnEvent) -> bool:
         if self.ended or event is TurnEvent.STREAM_END:
             return False

@@ -56,6 +56,8 @@ class Config(BaseModel):
     #: Refuse new calls while the event loop lags or the process CPU is above these (off: None).
     max_loop_lag_ms: float | None = Field(None, gt=0)
     max_cpu_percent: float | None = Field(None, gt=0)
+    #: Warn, naming the agent, when plugin code blocks the event loop this long (off: None).
+    loop_stall_warn_ms: float | None = Field(500.0, gt=0)
     conversation_ttl_s: float = Field(900.0, gt=0)
     reply_mode: Literal["chunk", "wav"] = "chunk"
     chunk_bytes: int = Field(8000, ge=100, le=65536)

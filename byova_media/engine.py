@@ -88,6 +88,11 @@ class Engine:
             if kind != "audio":  # an audio step waits for its own reader
                 await self._until_half_close(_drain(requests))
             return kind
+        except RpcAbort:
+            # Refuse only once the client stopped writing (or the grace passed): a status
+            # sent while its writes are in flight reaches some clients as INTERNAL.
+            await self._until_half_close(_drain(requests))
+            raise
         finally:
             self.active_rpcs -= 1
             self.app.metrics.active_rpcs.dec()
@@ -190,7 +195,7 @@ class Engine:
             raise RpcAbort(exc.code, str(exc)) from None
         except Exception as exc:
             self.app.metrics.plugin_errors.labels(plugin=spec.virtual_agent_id).inc()
-            log.exception("agent factory of %r failed", spec.virtual_agent_id)
+            log.exception("agent %r: its factory failed", spec.virtual_agent_id)
             raise _AgentUnavailable from exc
         self.tracing.call_started(conv.id, spec.virtual_agent_id, first.customer_org_id)
         if adopt:
@@ -413,6 +418,8 @@ def _quote(value: str, limit: int = 64) -> str:
 
 async def _drain(requests: AsyncIterator[pb.VoiceVARequest]) -> None:
     """Read to the half-close: nothing after the first message of a non-audio step counts."""
-    with contextlib.suppress(DecodeError):  # not even a malformed straggler after our FINAL
+    # Not even a malformed straggler after our answer counts; a stream whose reader was
+    # cancelled mid-read ends here too.
+    with contextlib.suppress(DecodeError, StopAsyncIteration, asyncio.InvalidStateError):
         async for _ in requests:
             pass

@@ -14,7 +14,13 @@ import time
 from collections.abc import Iterator
 from typing import Literal
 
-__all__ = ["call_context", "conversation_id_var", "setup_logging", "tracking_id_var"]
+__all__ = [
+    "RateLimitedLog",
+    "call_context",
+    "conversation_id_var",
+    "setup_logging",
+    "tracking_id_var",
+]
 
 conversation_id_var: contextvars.ContextVar[str] = contextvars.ContextVar(
     "byova_conversation_id", default="-"
@@ -34,6 +40,33 @@ def call_context(conversation_id: str, tracking_id: str = "") -> Iterator[None]:
     finally:
         tracking_id_var.reset(track_token)
         conversation_id_var.reset(conv_token)
+
+
+class RateLimitedLog:
+    """At most one line per key per interval, so a flood of bad requests cannot flood the log.
+
+    The next line that gets through says how many were held back meanwhile.
+    """
+
+    def __init__(self, logger: logging.Logger, interval_s: float = 10.0) -> None:
+        self.logger = logger
+        self.interval_s = interval_s
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def warning(self, key: str, message: str, *args: object) -> bool:
+        """Log ``message`` unless ``key`` logged within the interval; return whether it did."""
+        now = time.monotonic()
+        if now - self._last.get(key, -self.interval_s) < self.interval_s:
+            self._held[key] = self._held.get(key, 0) + 1
+            return False
+        self._last[key] = now
+        held = self._held.pop(key, 0)
+        if held:
+            message += " (%d similar held back in the last %.0f s)"
+            args = (*args, held, self.interval_s)
+        self.logger.warning(message, *args)
+        return True
 
 
 class _CallContextFilter(logging.Filter):

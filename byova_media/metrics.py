@@ -49,6 +49,12 @@ class Metrics:
         self.admission_rejections = Counter(
             "byova_admission_rejections", "New conversations refused", ["reason"], registry=r
         )
+        self.loop_stalls = Counter(
+            "byova_loop_stalls",
+            "Times the event loop was blocked past loop_stall_warn_ms, by the agent on its stack",
+            ["plugin"],
+            registry=r,
+        )
         self.barge_ins = Counter("byova_barge_ins", "Prompts interrupted by the caller", registry=r)
         self.loop_lag = Gauge(
             "byova_event_loop_lag_seconds",

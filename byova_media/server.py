@@ -27,6 +27,7 @@ from byova_media.http import build_http_app
 from byova_media.logs import call_context
 from byova_media.plugins import PluginHost
 from byova_media.servicer import VoiceVirtualAgentServicer
+from byova_media.watchdog import LoopWatchdog
 
 __all__ = ["SERVICE_NAME", "Server"]
 
@@ -51,6 +52,7 @@ class Server:
         self._engine: Engine | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.admission: AdmissionMonitor | None = None
+        self._watchdog: LoopWatchdog | None = None
         self._ready = False
         self._stopped = asyncio.Event()
 
@@ -76,6 +78,9 @@ class Server:
         await self._start_http()
         await self.plugins.start(self.app)
         self._sweeper = asyncio.create_task(self._sweep())
+        if self.config.loop_stall_warn_ms is not None:
+            self._watchdog = LoopWatchdog(self.config.loop_stall_warn_ms, self.app.metrics)
+            self._watchdog.start()
         await self._set_serving(True)
         self._ready = True
         log.info(
@@ -198,6 +203,8 @@ class Server:
             self._sweeper.cancel()
         if self.admission is not None:
             await self.admission.stop()
+        if self._watchdog is not None:
+            await self._watchdog.stop()
         if self._grpc is not None:
             await self._grpc.stop(grace_s)
         if self._engine is not None:

@@ -18,7 +18,7 @@ import grpc
 from byova_media._proto import voicevirtualagent_pb2 as pb
 from byova_media._proto import voicevirtualagent_pb2_grpc as pb_grpc
 from byova_media.engine import Engine
-from byova_media.logs import tracking_id_var
+from byova_media.logs import RateLimitedLog, tracking_id_var
 from byova_media.rpc import RpcAbort, RpcOutput
 
 __all__ = ["VoiceVirtualAgentServicer"]
@@ -33,6 +33,7 @@ class VoiceVirtualAgentServicer(pb_grpc.VoiceVirtualAgentServicer):
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._client_errors = RateLimitedLog(log)
 
     async def ListVirtualAgents(
         self, request: pb.ListVARequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -67,7 +68,7 @@ class VoiceVirtualAgentServicer(pb_grpc.VoiceVirtualAgentServicer):
                 yield response
             if not step.cancelled() and (exc := step.exception()) is not None:
                 status = exc.code if isinstance(exc, RpcAbort) else "INTERNAL"
-                await _abort(context, exc)
+                await self._abort(context, exc)
             kind = step.result()
         except asyncio.CancelledError:
             status = "CANCELLED"
@@ -77,15 +78,15 @@ class VoiceVirtualAgentServicer(pb_grpc.VoiceVirtualAgentServicer):
                 step.cancel()  # client went away: release the RPC's resources
             metrics.rpcs.labels(kind=kind, status=status).inc()
 
+    async def _abort(self, context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
+        """End the RPC with a client error's status (a rate-limited warning), or INTERNAL."""
+        if isinstance(exc, RpcAbort):
+            self._client_errors.warning(exc.code, "refused RPC: %s: %s", exc.code, exc.message)
+            await context.abort(getattr(grpc.StatusCode, exc.code), exc.message)
+        log.error("RPC failed", exc_info=exc)
+        await context.abort(grpc.StatusCode.INTERNAL, "internal error; see server logs")
+
 
 def _tracking_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     metadata = dict(context.invocation_metadata() or ())
     return str(metadata.get("trackingid", ""))[:_MAX_TRACKING_ID_CHARS]
-
-
-async def _abort(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> None:
-    """End the RPC with the status of a client error, or INTERNAL (logged) for a bug."""
-    if isinstance(exc, RpcAbort):
-        await context.abort(getattr(grpc.StatusCode, exc.code), exc.message)
-    log.error("RPC failed", exc_info=exc)
-    await context.abort(grpc.StatusCode.INTERNAL, "internal error; see server logs")
