@@ -130,6 +130,8 @@ def _call(args: argparse.Namespace) -> int:
                 steps.append(await call.dtmf(args.dtmf))
             steps.append(await call.hang_up())
             print(call.timeline())
+            if args.report:
+                print(call.report())
             if args.save_prompts:
                 for path in call.save_prompts(args.save_prompts):
                     print(f"saved {path}")
@@ -155,6 +157,11 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     p.add_argument("--token", help="value of the authorization metadata")
     p.add_argument("--save-prompts", type=Path, metavar="DIR")
     p.add_argument("--fast", action="store_true", help="send audio faster than real time")
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="per RPC: did the server complete after the half-close or after the grace?",
+    )
     p.set_defaults(func=_call)
     add_new_plugin_parser(sub)
     add_loadtest_parser(sub)

@@ -84,6 +84,11 @@ class Config(BaseModel):
     complete_timeout_ms: int = Field(5000, ge=0)
     incomplete_timeout_ms: int = Field(5000, ge=0)
     no_input_timeout_ms: int = Field(10_000, ge=0)
+    # --- Webex compatibility: each open protocol question (docs/webex-compatibility.md) ---
+    #: Response type of standalone START_OF_INPUT/END_OF_INPUT (Cisco's samples: FINAL).
+    boundary_response_type: Literal["final", "chunk", "partial"] = "final"
+    #: Add a ``fact`` chunk to WAV-mode prompts (Cisco's gateway sends a 44-byte header).
+    wav_fact_chunk: bool = False
     # --- logs ---
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"

@@ -30,7 +30,13 @@ from byova_media.replies import ending_response, send_reply
 from byova_media.rpc import RpcAbort, RpcOutput, malformed
 from byova_media.tracing import Tracing
 from byova_media.turn_signals import TurnEvent
-from byova_media.wire import FINAL, digits_from_events, event_response, struct_to_dict
+from byova_media.wire import (
+    BOUNDARY_TYPES,
+    FINAL,
+    digits_from_events,
+    event_response,
+    struct_to_dict,
+)
 
 __all__ = ["Engine", "RpcKind"]
 
@@ -66,6 +72,8 @@ class Engine:
         self.vad_factory = vad_factory
         self.tracing = Tracing.create()
         self.active_rpcs = 0
+        self._boundary_type = BOUNDARY_TYPES[app.config.boundary_response_type]
+        self._grace_warned = False
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -86,12 +94,12 @@ class Engine:
             with self.tracing.rpc() as span:
                 span.kind = kind = await self._route(requests, out, tracking_id)
             if kind != "audio":  # an audio step waits for its own reader
-                await self._until_half_close(_drain(requests))
+                await self._until_half_close(_drain(requests), out)
             return kind
         except RpcAbort:
             # Refuse only once the client stopped writing (or the grace passed): a status
             # sent while its writes are in flight reaches some clients as INTERNAL.
-            await self._until_half_close(_drain(requests))
+            await self._until_half_close(_drain(requests), out)
             raise
         finally:
             self.active_rpcs -= 1
@@ -103,16 +111,31 @@ class Engine:
         """Return when no step is running (used by the drain)."""
         await self._idle.wait()
 
-    async def _until_half_close(self, waiting: Awaitable[None]) -> None:
-        """Wait briefly for the client's half-close after our FINAL.
+    async def _until_half_close(self, waiting: Awaitable[None], out: RpcOutput) -> None:
+        """Wait briefly for the client's half-close after our FINAL; record which came first.
 
         Webex half-closes once it has sent everything for a step; completing the RPC
         while a client write is still in flight makes some gRPC clients report an
         error for a step that succeeded. A client that never half-closes only costs
-        ``half_close_grace_ms``.
+        ``half_close_grace_ms``, but if Webex half-closes only after the server
+        completes, every step ends that much late: the metric and the first warning
+        say so (docs/webex-compatibility.md).
         """
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(waiting, self.app.config.half_close_grace_ms / 1000)
+        grace_s = self.app.config.half_close_grace_ms / 1000
+        try:
+            await asyncio.wait_for(waiting, grace_s)
+        except TimeoutError:
+            out.completed_after = "grace"
+            if not self._grace_warned:
+                self._grace_warned = True
+                log.warning(
+                    "an RPC completed after half_close_grace_ms=%d without the client's "
+                    "half-close; if every RPC does, see docs/webex-compatibility.md",
+                    self.app.config.half_close_grace_ms,
+                )
+        else:
+            out.completed_after = "half-close"
+        self.app.metrics.rpc_completions.labels(after=out.completed_after).inc()
 
     async def _route(
         self, requests: AsyncIterator[pb.VoiceVARequest], out: RpcOutput, tracking_id: str
@@ -263,7 +286,7 @@ class Engine:
                 await self._reply(conv, out, Reply())
                 return
             await self._answer_turn(conv, turn, out, number, speech_end_at)
-            await self._until_half_close(asyncio.shield(reader))
+            await self._until_half_close(asyncio.shield(reader), out)
         finally:
             turn.finish()
             turn.record_stats()
@@ -285,7 +308,7 @@ class Engine:
             signal = await turn.signals.get()
             if not spoke and signal.event is not TurnEvent.STREAM_END:
                 spoke = True
-                out.send(event_response(_OE.START_OF_INPUT))
+                out.send_boundary(event_response(_OE.START_OF_INPUT, self._boundary_type))
                 await self._barge(conv)
             match signal.event:
                 case TurnEvent.SPEECH_START:
@@ -308,7 +331,7 @@ class Engine:
         """END_OF_INPUT, the agent's answer to the utterance, and the turn's latency figures."""
         call = conv.call
         eoi_at = time.monotonic()
-        out.send(event_response(_OE.END_OF_INPUT))
+        out.send_boundary(event_response(_OE.END_OF_INPUT, self._boundary_type))
         utterance = Utterance(
             pcm=turn.utterance(), sample_rate=8000, language_code=call.language_code
         )

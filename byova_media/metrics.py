@@ -22,6 +22,12 @@ class Metrics:
         self.rpcs = Counter(
             "byova_rpcs", "RPCs finished, by kind and status", ["kind", "status"], registry=r
         )
+        self.rpc_completions = Counter(
+            "byova_rpc_completions",
+            "RPCs completed after the client's half-close, or after half_close_grace_ms",
+            ["after"],
+            registry=r,
+        )
         self.frames_in = Counter("byova_frames_in", "Caller audio frames received", registry=r)
         self.frames_out = Counter("byova_audio_chunks_out", "Audio CHUNK payloads sent", registry=r)
         self.frames_late = Counter("byova_frames_late", "Caller frames dropped as late", registry=r)

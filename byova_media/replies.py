@@ -269,7 +269,11 @@ async def _wav_prompts(
         except Exception as exc:
             raise ReplyError(f"audio of prompt {prompt.text[:40]!r} failed: {exc}") from exc
         out.append(
-            pb.Prompt(audio_content=ulaw_wav(ulaw), text=prompt.text, is_barge_in_enabled=barge)
+            pb.Prompt(
+                audio_content=ulaw_wav(ulaw, fact=config.wav_fact_chunk),
+                text=prompt.text,
+                is_barge_in_enabled=barge,
+            )
         )
         tracker.sent(len(ulaw))
     return out

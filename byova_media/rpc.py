@@ -41,14 +41,29 @@ class RpcOutput:
         self.final_sent = False
         self.closed = False
         self.first_audio_at: float | None = None
+        #: How the step ended: after the client's ``"half-close"``, or after the ``"grace"``.
+        self.completed_after: str | None = None
 
     def send(self, response: pb.VoiceVAResponse) -> None:
+        """Queue a response of the reply; its FINAL is the one that closes the step."""
         if self.closed:
             return
         if response.response_type == pb.VoiceVAResponse.FINAL:
             if self.final_sent:
                 raise RuntimeError("a second FINAL on one RPC would break the BYOVA protocol")
             self.final_sent = True
+        self._queue(response)
+
+    def send_boundary(self, response: pb.VoiceVAResponse) -> None:
+        """Queue a standalone START_OF_INPUT/END_OF_INPUT response.
+
+        Whatever its type (``boundary_response_type``), it is a complete message of its
+        own and never counts as the reply's FINAL.
+        """
+        if not self.closed:
+            self._queue(response)
+
+    def _queue(self, response: pb.VoiceVAResponse) -> None:
         if self.first_audio_at is None and any(p.audio_content for p in response.prompts):
             self.first_audio_at = time.monotonic()
         self.metrics.replies.labels(type=_TYPE_NAMES[response.response_type]).inc()

@@ -21,11 +21,14 @@ from byova_media.engine import Engine
 from byova_media.logs import RateLimitedLog, tracking_id_var
 from byova_media.rpc import RpcAbort, RpcOutput
 
-__all__ = ["VoiceVirtualAgentServicer"]
+__all__ = ["COMPLETED_AFTER_KEY", "VoiceVirtualAgentServicer"]
 
 log = logging.getLogger(__name__)
 
 _MAX_TRACKING_ID_CHARS = 128
+
+#: Trailing metadata key: ``half-close`` or ``grace`` (see ``half_close_grace_ms``).
+COMPLETED_AFTER_KEY = "byova-completed-after"
 
 
 class VoiceVirtualAgentServicer(pb_grpc.VoiceVirtualAgentServicer):
@@ -66,6 +69,9 @@ class VoiceVirtualAgentServicer(pb_grpc.VoiceVirtualAgentServicer):
         try:
             while (response := await out.queue.get()) is not None:
                 yield response
+            if out.completed_after is not None:
+                # Shows a client (and an operator's capture) how the step ended.
+                context.set_trailing_metadata(((COMPLETED_AFTER_KEY, out.completed_after),))
             if not step.cancelled() and (exc := step.exception()) is not None:
                 status = exc.code if isinstance(exc, RpcAbort) else "INTERNAL"
                 await self._abort(context, exc)

@@ -25,6 +25,7 @@ from byova_media.audio.codecs import Encoding
 from byova_media.config import Config
 
 __all__ = [
+    "BOUNDARY_TYPES",
     "CHUNK",
     "FINAL",
     "digits_from_events",
@@ -97,12 +98,21 @@ def output_event(event: OutputEvent) -> pb.OutputEvent:
     return _OE(event_type=kinds[type(event)], name=event.name, metadata=_struct(event.metadata))
 
 
-def event_response(kind: Any, name: str = "") -> pb.VoiceVAResponse:
+#: ``boundary_response_type`` values → wire ResponseType.
+BOUNDARY_TYPES: dict[str, Any] = {
+    "final": FINAL,
+    "chunk": CHUNK,
+    "partial": pb.VoiceVAResponse.PARTIAL,
+}
+
+
+def event_response(kind: Any, response_type: Any) -> pb.VoiceVAResponse:
     """A standalone response carrying only START_OF_INPUT or END_OF_INPUT (as Cisco's samples do).
 
-    Typed CHUNK so that it never counts as the RPC's one FINAL.
+    ``response_type`` comes from ``boundary_response_type``: Cisco's samples leave it unset
+    (FINAL) and their gateway sends FINAL; the engine never counts it as the reply's FINAL.
     """
-    return pb.VoiceVAResponse(output_events=[_OE(event_type=kind, name=name)], response_type=CHUNK)
+    return pb.VoiceVAResponse(output_events=[_OE(event_type=kind)], response_type=response_type)
 
 
 def input_handling_config(

@@ -7,6 +7,7 @@ because both sets of generated modules register the same proto file names.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import importlib.util
 import subprocess
@@ -14,7 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+
+from byova_media.audio.codecs import pcm_to_ulaw
 
 CLIENT = r"""
 import sys, grpc
@@ -41,6 +45,20 @@ with grpc.insecure_channel(target) as channel:
     replies = list(stub.ProcessCallerInput(one(dtmf)))
     events = [pb.OutputEvent.EventType.Name(e.event_type) for r in replies for e in r.output_events]
     print("dtmf", events, [dict(e.metadata) for r in replies for e in r.output_events])
+    # A spoken turn: settings, then 20 ms frames of the caller audio in argv[3].
+    ulaw = open(sys.argv[3], "rb").read()
+    def turn():
+        yield pb.VoiceVARequest(conversation_id="up-2", virtual_agent_id="echo",
+            audio_input=pb.VoiceInput(encoding=pb.VoiceInput.MULAW_FORMAT, sample_rate_hertz=8000))
+        for i in range(0, len(ulaw), 160):
+            yield pb.VoiceVARequest(conversation_id="up-2",
+                audio_input=pb.VoiceInput(caller_audio=ulaw[i:i + 160]))
+    stub.ProcessCallerInput(one(pb.VoiceVARequest(conversation_id="up-2", virtual_agent_id="echo",
+        event_input=pb.EventInput(event_type=pb.EventInput.SESSION_START))))
+    replies = list(stub.ProcessCallerInput(turn()))
+    print("turn", [(pb.VoiceVAResponse.ResponseType.Name(r.response_type),
+                    [pb.OutputEvent.EventType.Name(e.event_type) for e in r.output_events],
+                    sum(len(p.audio_content) for p in r.prompts)) for r in replies])
 """
 
 
@@ -68,15 +86,22 @@ def _compile_upstream(out: Path) -> None:
     assert protoc.main(argv) == 0
 
 
-async def test_upstream_generated_client_interoperates(byova_server: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("boundary", ["final", "chunk", "partial"])
+async def test_upstream_generated_client_interoperates(
+    byova_server: Any, tmp_path: Path, speech: Any, boundary: str
+) -> None:
     _compile_upstream(tmp_path)
-    server = await byova_server(plugins=["echo"])
+    caller = tmp_path / "caller.ulaw"
+    silence = np.zeros(8 * 1500, dtype=np.int16)
+    caller.write_bytes(pcm_to_ulaw(np.concatenate((silence[:1600], speech(1200), silence))))
+    server = await byova_server(plugins=["echo"], boundary_response_type=boundary)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
         CLIENT,
         f"127.0.0.1:{server.port}",
         str(tmp_path),
+        str(caller),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -88,3 +113,13 @@ async def test_upstream_generated_client_interoperates(byova_server: Any, tmp_pa
     assert kinds.endswith("0]")  # last response is FINAL (0)
     assert int(audio_bytes) > 1000
     assert lines[2] == "dtmf ['TRANSFER_TO_AGENT'] [{'reason': 'caller_request'}]"
+    turn = ast.literal_eval(lines[3].split(" ", 1)[1])
+    boundaries = [(kind, events) for kind, events, _ in turn if events]
+    assert boundaries == [
+        (boundary.upper(), ["START_OF_INPUT"]),
+        (boundary.upper(), ["END_OF_INPUT"]),
+    ]
+    reply = [(kind, audio) for kind, events, audio in turn if not events]
+    assert reply[-1] == ("FINAL", 0)  # the reply's one FINAL, last, without audio
+    assert [kind for kind, _ in reply[:-1]] == ["CHUNK"] * (len(reply) - 1)
+    assert sum(audio for _, audio in reply) > 8 * 1000  # the echo of the caller's speech

@@ -205,35 +205,30 @@ def wav_to_ulaw(data: bytes, *, max_bytes: int = DEFAULT_MAX_WAV_BYTES) -> bytes
         raise WavError(str(exc)) from exc
 
 
-def _wav(tag: int, sample_rate: int, bits: int, payload: bytes, pad: bytes) -> bytes:
+def _wav(
+    tag: int, sample_rate: int, bits: int, payload: bytes, pad: bytes, fact: bool = False
+) -> bytes:
+    """A mono WAV: RIFF, a 16-byte ``fmt `` chunk, an optional ``fact`` chunk, ``data``."""
     block_align = bits // 8
     padding = pad if len(payload) % 2 else b""
-    header = struct.pack(
-        "<4sI4s4sIHHIIHH4sI",
-        b"RIFF",
-        36 + len(payload) + len(padding),
-        b"WAVE",
-        b"fmt ",
-        16,
-        tag,
-        1,
-        sample_rate,
-        sample_rate * block_align,
-        block_align,
-        bits,
-        b"data",
-        len(payload),
+    fmt = struct.pack(
+        "<4sIHHIIHH", b"fmt ", 16, tag, 1, sample_rate, sample_rate * block_align, block_align, bits
     )
-    return header + payload + padding
+    # The fact chunk holds the sample count; the WAV spec asks for it with non-PCM formats.
+    extra = struct.pack("<4sII", b"fact", 4, len(payload) // block_align) if fact else b""
+    data = struct.pack("<4sI", b"data", len(payload))
+    body = b"WAVE" + fmt + extra + data + payload + padding
+    return struct.pack("<4sI", b"RIFF", len(body)) + body
 
 
-def ulaw_wav(ulaw: bytes) -> bytes:
-    """Wrap raw 8 kHz μ-law in the WAV Webex plays: tag 7, 8000 Hz, 8-bit, mono, 44-byte header.
+def ulaw_wav(ulaw: bytes, fact: bool = False) -> bytes:
+    """Wrap raw 8 kHz μ-law in the WAV Webex plays: tag 7, 8000 Hz, 8-bit, mono.
 
-    An odd-length payload gets RIFF's pad byte, written as μ-law silence so that a player
-    ignoring the data size still plays nothing audible.
+    The header is 44 bytes as Cisco's gateway writes it; ``fact`` adds the 12-byte
+    ``fact`` chunk (setting ``wav_fact_chunk``). An odd-length payload gets RIFF's pad
+    byte, written as μ-law silence so that a player ignoring the data size hears nothing.
     """
-    return _wav(_TAG_MULAW, _WEBEX_RATE, 8, bytes(ulaw), bytes([ULAW_SILENCE]))
+    return _wav(_TAG_MULAW, _WEBEX_RATE, 8, bytes(ulaw), bytes([ULAW_SILENCE]), fact)
 
 
 def pcm_wav(pcm: npt.NDArray[np.int16], sample_rate: int) -> bytes:

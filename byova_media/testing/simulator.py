@@ -29,9 +29,10 @@ from byova_media.audio.codecs import Encoding, encode, ulaw_to_pcm
 from byova_media.audio.formats import FRAME_MS, FRAME_SAMPLES
 from byova_media.audio.resample import resample
 from byova_media.audio.wav import is_wav, read_wav, ulaw_wav, wav_to_ulaw
+from byova_media.servicer import COMPLETED_AFTER_KEY
 from byova_media.wire import digit_value
 
-__all__ = ["RpcResult", "SimulatedCall", "WebexSimulator"]
+__all__ = ["RpcResult", "SimulatedCall", "WebexSimulator", "is_boundary"]
 
 _EVENT_NAMES = {v: k for k, v in pb.OutputEvent.EventType.items()}
 _WIRE_ENCODING = {
@@ -40,6 +41,19 @@ _WIRE_ENCODING = {
     Encoding.L16: pb.VoiceInput.LINEAR16_FORMAT,
 }
 FRAME_S = FRAME_MS / 1000
+
+
+_BOUNDARY_EVENTS = {pb.OutputEvent.START_OF_INPUT, pb.OutputEvent.END_OF_INPUT}
+
+
+def is_boundary(response: pb.VoiceVAResponse) -> bool:
+    """A standalone START_OF_INPUT/END_OF_INPUT: a complete message of its own, whatever its
+    type, as the WebSocket reference's reading rule has it."""
+    return (
+        not response.prompts
+        and len(response.output_events) == 1
+        and response.output_events[0].event_type in _BOUNDARY_EVENTS
+    )
 
 
 @dataclass
@@ -52,6 +66,8 @@ class RpcResult:
     code: grpc.StatusCode = grpc.StatusCode.OK
     details: str = ""
     frames_sent: int = 0
+    #: What the server says ended the RPC: ``half-close``, ``grace``, or ``""`` if unsaid.
+    completed_after: str = ""
 
     @property
     def events(self) -> list[str]:
@@ -62,7 +78,12 @@ class RpcResult:
 
     @property
     def finals(self) -> list[pb.VoiceVAResponse]:
-        return [r for r in self.responses if r.response_type == pb.VoiceVAResponse.FINAL]
+        """The FINALs that close a reply; a standalone START/END_OF_INPUT is not one."""
+        return [
+            r
+            for r in self.responses
+            if r.response_type == pb.VoiceVAResponse.FINAL and not is_boundary(r)
+        ]
 
     @property
     def final(self) -> pb.VoiceVAResponse | None:
@@ -256,13 +277,16 @@ class SimulatedCall:
             code = await stream.code()
             result.code = code
             result.details = await stream.details() or ""
+            trailers = await stream.trailing_metadata()
         except grpc.aio.AioRpcError as exc:
             result.code = exc.code()
             result.details = exc.details() or ""
+            trailers = exc.trailing_metadata()
         finally:
             if not writer.done():
                 writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
+        result.completed_after = str(dict(trailers or ()).get(COMPLETED_AFTER_KEY, ""))
         result.timeline.append((time.monotonic() - started, f"completed {result.code.name}"))
         return result
 
@@ -283,6 +307,24 @@ class SimulatedCall:
         for n, result in enumerate(self.history):
             lines.append(f"RPC {n + 1} {result.kind}:")
             lines.extend(f"  {t * 1000:8.1f} ms  {what}" for t, what in result.timeline)
+        return "\n".join(lines)
+
+    def report(self) -> str:
+        """One line per RPC: status, when this client half-closed, when the server completed,
+        and what the server says it completed after (``half-close`` or the ``grace``)."""
+
+        def ms(value: float | None) -> str:
+            return "-" if value is None else f"{value * 1000:.1f} ms"
+
+        lines = [f"{'RPC':<4} {'kind':<14} {'status':<18} {'half-close':>11} "
+                 f"{'completed':>11}  completed after"]  # fmt: skip
+        for n, result in enumerate(self.history):
+            completed = result.timeline[-1][0] if result.timeline else None
+            lines.append(
+                f"{n + 1:<4} {result.kind:<14} {result.code.name:<18} "
+                f"{ms(result.time_of('half-close')):>11} {ms(completed):>11}  "
+                f"{result.completed_after or 'not said'}"
+            )
         return "\n".join(lines)
 
 
