@@ -28,20 +28,7 @@ class Metrics:
             ["after"],
             registry=r,
         )
-        self.frames_in = Counter("byova_frames_in", "Caller audio frames received", registry=r)
-        self.frames_out = Counter("byova_audio_chunks_out", "Audio CHUNK payloads sent", registry=r)
-        self.frames_late = Counter("byova_frames_late", "Caller frames dropped as late", registry=r)
-        self.frames_tiny = Counter(
-            "byova_frames_tiny",
-            "Caller audio payloads under min_audio_bytes, ignored (Webex sends some at call start)",
-            registry=r,
-        )
-        self.frames_duplicate = Counter(
-            "byova_frames_duplicate", "Caller frames dropped as duplicates", registry=r
-        )
-        self.frames_concealed = Counter(
-            "byova_frames_concealed", "Missing caller frames concealed", registry=r
-        )
+        self._add_audio_metrics(r)
         self.replies = Counter("byova_replies", "Responses sent, by type", ["type"], registry=r)
         self.output_events = Counter(
             "byova_output_events", "Output events sent, by type", ["event"], registry=r
@@ -72,6 +59,23 @@ class Metrics:
             "END_OF_INPUT to first reply audio sent",
             buckets=_LATENCY_BUCKETS,
             registry=r,
+        )
+
+    def _add_audio_metrics(self, r: CollectorRegistry) -> None:
+        """Frame counters of the caller-audio path and the reply path."""
+        self.frames_in = Counter("byova_frames_in", "Caller audio frames received", registry=r)
+        self.frames_out = Counter("byova_audio_chunks_out", "Audio CHUNK payloads sent", registry=r)
+        self.frames_late = Counter("byova_frames_late", "Caller frames dropped as late", registry=r)
+        self.frames_tiny = Counter(
+            "byova_frames_tiny",
+            "Caller audio payloads under min_audio_bytes, ignored (Webex sends some at call start)",
+            registry=r,
+        )
+        self.frames_duplicate = Counter(
+            "byova_frames_duplicate", "Caller frames dropped as duplicates", registry=r
+        )
+        self.frames_concealed = Counter(
+            "byova_frames_concealed", "Missing caller frames concealed", registry=r
         )
 
     def render(self) -> bytes:
