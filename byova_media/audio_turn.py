@@ -53,6 +53,7 @@ class AudioTurn:
         self.jitter = JitterBuffer(
             frame_ms=FRAME_MS, floor_ms=config.jitter_floor_ms, ceiling_ms=config.jitter_ceiling_ms
         )
+        eot = conv.app.end_of_turn
         self.detector = (
             None
             if conv.agent.turn_taking == "agent"
@@ -63,6 +64,8 @@ class AudioTurn:
                 end_silence_ms=config.speech_end_silence_ms,
                 pre_roll_ms=config.pre_roll_ms,
                 threshold=config.vad_threshold,
+                end_of_turn=None if eot is None else eot.check(conv.call.conversation_id),
+                short_silence_ms=config.turn_detector_silence_ms,
             )
         )
         self._max_frames = config.max_utterance_ms // FRAME_MS

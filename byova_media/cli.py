@@ -42,6 +42,15 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--port", type=int, help="gRPC port (0 picks a free one)")
     p.add_argument("--http-port", type=int, help="HTTP port for health, metrics, webhooks")
     p.add_argument("--reply-mode", choices=["chunk", "wav"])
+    p.add_argument(
+        "--turn-detector", metavar="NAME", help="end-of-turn model, e.g. smartturn (default: none)"
+    )
+    p.add_argument(
+        "--turn-detector-silence-ms",
+        type=int,
+        metavar="MS",
+        help="silence after which the end-of-turn model is asked (default: 200)",
+    )
     p.add_argument("--tls-cert-file", type=Path)
     p.add_argument("--tls-key-file", type=Path)
     p.add_argument("--tls-client-ca-file", type=Path, help="require client certificates (mTLS)")
@@ -57,6 +66,8 @@ def _load_config(args: argparse.Namespace) -> Config:
         "port": args.port,
         "http_port": args.http_port,
         "reply_mode": args.reply_mode,
+        "turn_detector": args.turn_detector,
+        "turn_detector_silence_ms": args.turn_detector_silence_ms,
         "tls_cert_file": args.tls_cert_file,
         "tls_key_file": args.tls_key_file,
         "tls_client_ca_file": args.tls_client_ca_file,

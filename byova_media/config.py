@@ -72,6 +72,10 @@ class Config(BaseModel):
     vad_threshold: float = Field(0.5, gt=0, lt=1)
     speech_start_ms: int = Field(100, ge=20)
     speech_end_silence_ms: int = Field(700, ge=100)
+    #: End-of-turn model (``none``: the VAD's silence alone ends the turn).
+    turn_detector: str = "none"
+    #: Silence after which the end-of-turn model is asked; "complete" ends the turn there.
+    turn_detector_silence_ms: int = Field(200, ge=20)
     pre_roll_ms: int = Field(200, ge=0)
     max_utterance_ms: int = Field(30_000, ge=1000)
     jitter_floor_ms: int = Field(20, ge=0)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from byova_media.agent import AgentSpec, TurnMetrics
     from byova_media.app import App
+    from byova_media.audio.end_of_turn import EndOfTurnModel
     from byova_media.audio.vad import VoiceActivityDetector
 
 __all__ = ["hookspec"]
@@ -83,6 +84,20 @@ def byova_register_vads(
     Called once per server. The factory makes one detector per audio stream (they
     keep state). ``vad`` in the configuration picks one by name; the built-in
     ``energy`` detector is always there. All implementations are called.
+    """
+
+
+@hookspec
+def byova_register_turn_detectors(
+    app: App, register: Callable[[str, Callable[[], EndOfTurnModel]], None]
+) -> None:
+    """Register end-of-turn models by name: ``register("smartturn", factory)``.
+
+    Called once per server. ``turn_detector`` in the configuration picks one by name
+    (``none``, the default, uses none); the server calls that factory once at start-up
+    and shares the model between all calls, running it on a worker thread. A factory
+    that cannot load its model raises an error that says how to get it. All
+    implementations are called; a name registered twice is a start-up error.
     """
 
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from byova_media.adapters import LlmFactory, SttFactory, TtsFactory
     from byova_media.agent import AgentSpec, TurnMetrics
     from byova_media.app import App
+    from byova_media.audio.end_of_turn import EndOfTurnModel
     from byova_media.audio.vad import VoiceActivityDetector
 
 __all__ = ["BUILTIN_PLUGINS", "PluginError", "PluginHost", "PluginInfo"]
@@ -181,6 +182,9 @@ class PluginHost:
 
         self.pm.hook.byova_register_vads(app=app, register=register)
         return found
+
+    def turn_detectors(self, app: App) -> dict[str, Callable[[], EndOfTurnModel]]:
+        return self._named(app, self.pm.hook.byova_register_turn_detectors, "turn detector")
 
     def interceptors(self, app: App) -> list[grpc.aio.ServerInterceptor]:
         results = self.pm.hook.byova_grpc_interceptors(app=app)

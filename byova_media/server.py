@@ -27,6 +27,7 @@ from byova_media.http import build_http_app
 from byova_media.logs import call_context
 from byova_media.plugins import PluginHost
 from byova_media.servicer import VoiceVirtualAgentServicer
+from byova_media.turn_taking import start_end_of_turn
 from byova_media.watchdog import LoopWatchdog
 
 __all__ = ["SERVICE_NAME", "Server"]
@@ -73,6 +74,7 @@ class Server:
     async def start(self) -> None:
         """Build everything from the plugins, bind the ports, start plugin work."""
         self.plugins.configure(self.app)
+        self.config = self.app.config  # plugins may prefer settings (App.prefer)
         self._engine = self._build_engine()
         await self._start_grpc(self._engine)
         await self._start_http()
@@ -100,6 +102,7 @@ class Server:
             raise ConfigError(
                 f"vad {config.vad!r} is not registered (known: {', '.join(sorted(vads))})"
             )
+        app.end_of_turn = start_end_of_turn(app)
         if config.default_virtual_agent and config.default_virtual_agent not in agents:
             raise ConfigError(
                 f"default_virtual_agent {config.default_virtual_agent!r} is not registered"
@@ -212,6 +215,8 @@ class Server:
                 await self._engine.end(conv, "server_stop")
         if self._http is not None:
             await self._http.cleanup()
+        if self.app.end_of_turn is not None:
+            self.app.end_of_turn.close()
         await self.plugins.stop(self.app)
 
     async def run(self) -> None:

@@ -4,6 +4,9 @@ The energy detector scores a frame by its level above an adaptive noise floor, g
 absolute level so that quiet line noise never counts as speech. The turn detector turns
 per-frame scores into utterance start/end events with an attack time (so a click or a
 cough does not start a turn) and a hangover (so a pause inside a sentence does not end it).
+With an end-of-turn model the hangover has two lengths: the model is asked once when a
+short silence follows speech, and a "complete" answer ends the turn then instead of after
+the long silence (see :mod:`byova_media.audio.end_of_turn`).
 """
 
 from __future__ import annotations
@@ -11,10 +14,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from byova_media.audio.end_of_turn import EndOfTurnCheck
 
 __all__ = ["EnergyVAD", "TurnDetector", "TurnEvent", "VoiceActivityDetector", "frame_dbfs"]
 
@@ -104,6 +110,8 @@ class TurnDetector:
 
     A turn starts after ``start_ms`` of consecutive speech frames and ends after
     ``end_silence_ms`` of consecutive non-speech frames; thresholds are in milliseconds.
+    With ``end_of_turn``, the model is asked once per pause after ``short_silence_ms``
+    and the turn ends on the first frame that finds its answer "complete".
     """
 
     def __init__(
@@ -115,6 +123,8 @@ class TurnDetector:
         end_silence_ms: int = 700,
         pre_roll_ms: int = 200,
         threshold: float = 0.5,
+        end_of_turn: EndOfTurnCheck | None = None,
+        short_silence_ms: int = 200,
     ) -> None:
         if frame_ms <= 0 or start_ms < 0 or end_silence_ms < 0 or pre_roll_ms < 0:
             raise ValueError("frame_ms must be positive and the other durations not negative")
@@ -126,6 +136,9 @@ class TurnDetector:
         self._attack_frames = frames(start_ms)
         self._hangover_frames = frames(end_silence_ms)
         self._pre_roll_frames = pre_roll_ms // frame_ms
+        self._eot = end_of_turn
+        self._short_frames = frames(short_silence_ms)
+        self._eot_wait_ms = max(0, end_silence_ms - short_silence_ms)
         self.reset()
 
     def reset(self) -> None:
@@ -135,6 +148,8 @@ class TurnDetector:
         self._run = 0  # consecutive frames agreeing with a state change
         self._last_end = 0  # utterances never reach back before the previous one's end
         self._last_speech = 0
+        if self._eot is not None:
+            self._eot.forget()
 
     @property
     def in_speech(self) -> bool:
@@ -146,6 +161,9 @@ class TurnDetector:
         index = self._index
         self._index += 1
         speech = self._vad.speech_probability(frame) >= self._threshold
+        eot = self._eot
+        if eot is not None:
+            eot.keep(frame)
         if not self._in_speech:
             self._run = self._run + 1 if speech else 0
             if self._run < self._attack_frames:
@@ -153,15 +171,29 @@ class TurnDetector:
             self._in_speech = True
             self._run = 0
             self._last_speech = index
-            first = index - self._attack_frames + 1 - self._pre_roll_frames
-            return TurnEvent("start", max(first, self._last_end))
+            first = max(index - self._attack_frames + 1 - self._pre_roll_frames, self._last_end)
+            if eot is not None:
+                eot.trim(index - first + 1)
+            return TurnEvent("start", first)
         if speech:
+            if eot is not None and self._run:
+                eot.forget()  # the pause was inside the turn; a new pause asks again
             self._run = 0
             self._last_speech = index
             return None
         self._run += 1
+        if eot is not None:
+            if self._run == self._short_frames:
+                eot.ask(self._eot_wait_ms)
+            elif self._run > self._short_frames and eot.verdict() == "complete":
+                return self._end()
         if self._run < self._hangover_frames:
             return None
+        return self._end()
+
+    def _end(self) -> TurnEvent:
+        if self._eot is not None:
+            self._eot.forget()
         self._in_speech = False
         self._run = 0
         self._last_end = self._last_speech + 1
