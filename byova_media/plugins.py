@@ -184,7 +184,7 @@ class PluginHost:
         return found
 
     def turn_detectors(self, app: App) -> dict[str, Callable[[], EndOfTurnModel]]:
-        return self._named(app, self.pm.hook.byova_register_turn_detectors, "turn detector")
+        return self._named(app, (self.pm.hook.byova_register_turn_detectors,), "turn detector")
 
     def interceptors(self, app: App) -> list[grpc.aio.ServerInterceptor]:
         results = self.pm.hook.byova_grpc_interceptors(app=app)

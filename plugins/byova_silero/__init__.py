@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import byova_media
-from byova_media.app import App
+from byova_media import App
 from byova_media.audio.vad import VoiceActivityDetector
 from byova_silero.vad import SileroModel, SileroSettings, SileroVAD
 

@@ -13,13 +13,12 @@ with ``byova-media models fetch smart-turn``. ``[plugin.smartturn]``: ``model_pa
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
-from typing import Any
 
 import byova_media
-from byova_media.app import App
+from byova_media import App
 from byova_media.audio.end_of_turn import EndOfTurnModel
+from byova_media.hookspecs import AddCommand
 from byova_smartturn.commands import add_models_parser
 from byova_smartturn.fetch import FETCH_COMMAND, ModelMissingError, fetch_model
 from byova_smartturn.model import SmartTurnModel
@@ -43,5 +42,5 @@ def byova_register_turn_detectors(
 
 
 @byova_media.hookimpl
-def byova_add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
-    add_models_parser(subparsers)
+def byova_add_commands(add_command: AddCommand) -> None:
+    add_models_parser(add_command)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
+from byova_media.hookspecs import AddCommand
 from byova_smartturn.fetch import FetchError, cached_model_path, fetch_model
 
 __all__ = ["add_models_parser"]
 
 
-def add_models_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
-    models = subparsers.add_parser("models", help="models that plugins need")
+def add_models_parser(add_command: AddCommand) -> None:
+    models = add_command("models", help="models that plugins need")
     sub = models.add_subparsers(dest="models_command", required=True)
     fetch = sub.add_parser(
         "fetch", help="download a model into the cache, checking its size and SHA-256"
