@@ -5,7 +5,8 @@ eSpeak NG, and a rule-based language model that greets, tells the opening hours 
 the address, reads back DTMF, transfers to an agent on request (metadata
 ``{"intent": "agent_request"}``) and says goodbye. Use a real model with one line:
 ``[plugin.demo] llm = "openai"`` or ``BYOVA_MEDIA_DEMO_LLM=openai`` (with the
-``openai`` plugin's settings).
+``openai`` plugin's settings). Turn-taking: Silero VAD + Smart Turn when their extras
+and the model are installed, else the configured VAD and silence (logged at start-up).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import byova_media
 from byova_demo.rules import DemoAnswers, RuleBasedLLM
 from byova_demo.settings import DemoSettings
+from byova_demo.turn_taking import choose_turn_taking
 from byova_media.adapters import LanguageModel, LlmFactory
 from byova_media.agent import AgentSpec, TurnMetrics
 from byova_media.app import App
@@ -35,6 +37,7 @@ def byova_configure(app: App) -> None:
     # `--plugin demo` alone must work: load the bundled providers of the parts it uses.
     for name in sorted({settings.stt, settings.tts, settings.llm} & _PROVIDERS):
         app.plugins.require(name, by="demo")
+    choose_turn_taking(app)
 
 
 @byova_media.hookimpl
