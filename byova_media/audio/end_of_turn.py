@@ -20,7 +20,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 __all__ = ["EndOfTurnCheck", "EndOfTurnModel", "EndOfTurnRunner", "Verdict"]
 
@@ -75,6 +75,12 @@ class EndOfTurnRunner:
             ["verdict"],
             registry=registry,
         )
+        self.seconds = Histogram(
+            "byova_end_of_turn_seconds",
+            "Time of one end-of-turn inference on the worker thread",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0),
+            registry=registry,
+        )
 
     def check(self, conversation_id: str) -> EndOfTurnCheck:
         """A per-stream handle; the engine makes one per audio RPC."""
@@ -98,7 +104,8 @@ class EndOfTurnRunner:
             if time.monotonic() > deadline:
                 self.decisions.labels(verdict="late").inc()
                 return None
-            probability = self.model.predict(pcm, 8000)
+            with self.seconds.time():
+                probability = self.model.predict(pcm, 8000)
         except Exception:
             self.decisions.labels(verdict="error").inc()
             log.exception(
