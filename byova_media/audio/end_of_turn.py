@@ -95,7 +95,13 @@ class EndOfTurnRunner:
                 self.decisions.labels(verdict="busy").inc()
                 return None
             self._queued += 1
-        return self._executor.submit(self._decide, pcm, conversation_id, deadline)
+        future = self._executor.submit(self._decide, pcm, conversation_id, deadline)
+        future.add_done_callback(self._unqueue)  # also runs for a question cancelled in the queue
+        return future
+
+    def _unqueue(self, _future: Future[bool | None]) -> None:
+        with self._lock:
+            self._queued -= 1
 
     def _decide(
         self, pcm: npt.NDArray[np.int16], conversation_id: str, deadline: float
@@ -115,9 +121,6 @@ class EndOfTurnRunner:
                 conversation_id,
             )
             return None
-        finally:
-            with self._lock:
-                self._queued -= 1
         complete = probability >= self.model.threshold
         self.decisions.labels(verdict="complete" if complete else "incomplete").inc()
         return complete

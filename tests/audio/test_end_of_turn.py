@@ -210,3 +210,28 @@ def test_no_model_keeps_the_plain_hangover() -> None:
     detector = TurnDetector(LevelVAD(), start_ms=100, end_silence_ms=700, pre_roll_ms=0)
     events = feed(detector, [LOUD] * 50 + [QUIET] * 40)
     assert [(n, e.kind) for n, e in events] == [(4, "start"), (84, "end")]
+
+
+def test_questions_dropped_while_queued_free_their_place(
+    runner_of: list[EndOfTurnRunner],
+) -> None:
+    model = ScriptedModel(0.9, 0.9)
+    model.release.clear()
+    runner = EndOfTurnRunner(model, "fake", CollectorRegistry())
+    runner_of.append(runner)
+    first = runner.check("stuck")
+    first.keep(LOUD)
+    first.ask(wait_ms=10_000)  # occupies the worker
+    for n in range(200):  # far more than the queue holds, each dropped by resumed speech
+        check = runner.check(f"c{n}")
+        check.keep(LOUD)
+        check.ask(wait_ms=10_000)
+        check.forget()
+    model.release.set()
+    settle(first)
+    last = runner.check("last")
+    last.keep(LOUD)
+    last.ask(wait_ms=10_000)
+    settle(last)
+    assert last.verdict() == "complete"
+    assert decided(runner, "busy") is None
