@@ -119,3 +119,11 @@ async def test_the_setting_comes_from_the_environment(byova_server: Any) -> None
         env={"BYOVA_MEDIA_TURN_DETECTOR": "fake"},
     )
     assert server.app.end_of_turn is not None and server.app.end_of_turn.name == "fake"
+
+
+def test_the_flag_reaches_the_server(capsys: pytest.CaptureFixture[str]) -> None:
+    from byova_media.cli import main
+
+    argv = ["serve", "--plugin", "echo", "--host", "127.0.0.1", "--port", "0"]
+    assert main([*argv, "--turn-detector", "nope"]) == 2
+    assert "turn_detector 'nope' is not registered" in capsys.readouterr().err
