@@ -184,6 +184,7 @@ def _summary(outcomes: list[Outcome]) -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600 if FULL else 300)
 def test_turn_taking_latency_and_cuts(benchmark: Any, byova_server: Any, webex: Any) -> None:
     missing = _missing_parts()
     if missing:
