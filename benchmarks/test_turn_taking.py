@@ -229,3 +229,44 @@ def test_turn_taking_latency_and_cuts(benchmark: Any, byova_server: Any, webex: 
     # Checked after the figures are out: a run that lost turns still reports what it saw.
     assert {o.config for o in outcomes} == set(CONFIGS)
     assert table["energy+700"]["no_end_of_input"] == 0, "the default configuration lost a turn"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600 if FULL else 300)
+def test_smart_turn_verdicts_when_asked(benchmark: Any) -> None:
+    """What Smart Turn answers at the moment the engine asks, whatever the machine's speed.
+
+    For every turn of the three sets: the model's probability on the speech up to the
+    first pause (the whole sentence for complete turns) plus the 200 ms of silence after
+    which the engine asks. Reported as the share judged complete per set.
+    """
+    missing = _missing_parts()
+    if missing:
+        pytest.skip(missing)
+    from byova_smartturn import SmartTurnModel
+
+    model = SmartTurnModel()
+    silence = np.zeros(8 * 200, dtype=np.int16)
+    verdicts: dict[str, list[float]] = {"complete": [], "hesitation": [], "prefix": []}
+
+    def run() -> None:
+        turns = asyncio.run(_turns())
+        for turn in turns:
+            asked_at = turn.last_speech_ms if turn.pause_ends_ms is None else turn.pause_ends_ms
+            speech = turn.pcm[: int(8 * asked_at)]
+            if turn.pause_ends_ms is not None:  # up to the end of the first part
+                speech = _trim(speech)
+            verdicts[turn.set].append(model.predict(np.concatenate((speech, silence)), 8000))
+
+    benchmark.group = "turn-taking: Smart Turn verdicts"
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    shares = {
+        name: f"{sum(p >= model.threshold for p in ps)}/{len(ps)} judged complete"
+        for name, ps in verdicts.items()
+        if ps
+    }
+    benchmark.extra_info["verdicts"] = shares
+    benchmark.extra_info["probabilities"] = verdicts
+    print()
+    print(json.dumps(shares, indent=2))
+    assert verdicts["complete"] and verdicts["hesitation"]
