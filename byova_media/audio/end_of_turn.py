@@ -15,6 +15,7 @@ import collections
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Literal, Protocol, runtime_checkable
 
@@ -61,10 +62,15 @@ class EndOfTurnRunner:
     """
 
     def __init__(
-        self, model: EndOfTurnModel, name: str, registry: CollectorRegistry | None = None
+        self,
+        model: EndOfTurnModel,
+        name: str,
+        registry: CollectorRegistry | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.model = model
         self.name = name
+        self.clock = clock  # injected so tests decide when a deadline has passed
         self.registry = registry
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"eot-{name}")
         self._lock = threading.Lock()
@@ -107,7 +113,7 @@ class EndOfTurnRunner:
         self, pcm: npt.NDArray[np.int16], conversation_id: str, deadline: float
     ) -> bool | None:
         try:
-            if time.monotonic() > deadline:
+            if self.clock() > deadline:
                 self.decisions.labels(verdict="late").inc()
                 return None
             with self.seconds.time():
@@ -161,7 +167,7 @@ class EndOfTurnCheck:
         if self._asked or not self._frames:
             return
         self._asked = True
-        deadline = time.monotonic() + wait_ms / 1000.0
+        deadline = self._runner.clock() + wait_ms / 1000.0
         pcm = np.concatenate(self._frames)
         self._future = self._runner.submit(pcm, self._conversation_id, deadline)
 

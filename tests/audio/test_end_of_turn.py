@@ -65,7 +65,8 @@ def runner_of() -> Iterator[list[EndOfTurnRunner]]:
 def make(
     runners: list[EndOfTurnRunner], model: EndOfTurnModel
 ) -> tuple[TurnDetector, EndOfTurnCheck, EndOfTurnRunner]:
-    runner = EndOfTurnRunner(model, "fake", CollectorRegistry())
+    # A frozen clock: however slow the machine, no question misses its deadline here.
+    runner = EndOfTurnRunner(model, "fake", CollectorRegistry(), clock=lambda: 0.0)
     runners.append(runner)
     check = runner.check("conv-1")
     detector = TurnDetector(
@@ -191,13 +192,15 @@ def test_a_question_that_waited_past_its_deadline_is_not_run(
 ) -> None:
     model = ScriptedModel(0.9, 0.9)
     model.release.clear()
-    runner = EndOfTurnRunner(model, "fake", CollectorRegistry())
+    now = [0.0]
+    runner = EndOfTurnRunner(model, "fake", CollectorRegistry(), clock=lambda: now[0])
     runner_of.append(runner)
     first, second = runner.check("a"), runner.check("b")
     for check in (first, second):
         check.keep(LOUD)
     first.ask(wait_ms=10_000)
-    second.ask(wait_ms=0)  # useless once it waited at all behind the first
+    second.ask(wait_ms=500)
+    now[0] = 1.0  # the second waited a second behind the first: past its deadline
     model.release.set()
     settle(first)
     settle(second)
@@ -217,7 +220,7 @@ def test_questions_dropped_while_queued_free_their_place(
 ) -> None:
     model = ScriptedModel(0.9, 0.9)
     model.release.clear()
-    runner = EndOfTurnRunner(model, "fake", CollectorRegistry())
+    runner = EndOfTurnRunner(model, "fake", CollectorRegistry(), clock=lambda: 0.0)
     runner_of.append(runner)
     first = runner.check("stuck")
     first.keep(LOUD)
