@@ -1,14 +1,18 @@
 """Cutting prompts into Webex CHUNK payloads, and tracking how much of a prompt was heard.
 
 Webex plays CHUNK messages of raw 8 kHz μ-law between 100 B and 64 KiB. Whole prompts and
-streamed TTS audio are cut so that no chunk falls below the minimum: a short final tail is
-merged into the chunk before it (a stream holds back 100 B so that is always possible).
+streamed audio are cut so that no chunk falls below the minimum: a short final tail is
+merged into the chunk before it (a stream holds back 100 B for that). Streamed audio is
+cut by size and by age (:class:`StreamChunker`) so that the caller never hears a gap.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable
+from typing import cast
 
 from byova_media.audio.codecs import (
     ULAW_SILENCE,
@@ -24,9 +28,12 @@ from byova_media.audio.wav import is_wav, ulaw_wav, wav_to_ulaw
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
     "DEFAULT_FIRST_CHUNK_BYTES",
+    "DEFAULT_FIRST_CHUNK_WAIT_MS",
     "MAX_CHUNK_BYTES",
     "MIN_CHUNK_BYTES",
+    "PLAYOUT_MARGIN_MS",
     "PlayoutTracker",
+    "StreamChunker",
     "chunk_ulaw",
     "prompt_chunks",
     "prompt_ulaw",
@@ -44,6 +51,13 @@ per-message cost is negligible, while a prompt cancelled by barge-in has at most
 queued in each message still in flight."""
 DEFAULT_FIRST_CHUNK_BYTES = 1600
 """200 ms of μ-law: a streamed prompt starts playing after this much TTS audio."""
+DEFAULT_FIRST_CHUNK_WAIT_MS = 200.0
+"""A streamed prompt's first chunk leaves at most this long after its first byte arrived,
+however little audio it holds: the added latency stays under 250 ms, and the wait is the
+slack a source at real time has for late pieces later on."""
+PLAYOUT_MARGIN_MS = 100.0
+"""Pending audio goes out when Webex has only this much left to play: the time a CHUNK
+needs through gRPC and the network on a busy host."""
 
 _ULAW_BYTES_PER_MS = 8
 
@@ -127,38 +141,152 @@ class _ToUlaw:
         return b"" if self._resampler is None else pcm_to_ulaw(self._resampler.flush())
 
 
+class StreamChunker:
+    """When to cut streamed μ-law into CHUNK payloads: by size, and by age before a gap.
+
+    Webex starts playing at the first CHUNK and then plays 8 bytes per ms; a CHUNK that
+    arrives after the audio already sent has run out leaves the caller with silence.
+    So pending audio is cut when one of these comes first:
+
+    - the first chunk holds ``first_chunk_bytes``, or its oldest byte has waited
+      ``first_chunk_wait_ms`` (a source at real time must not wait for a full chunk);
+    - a later chunk holds the current target size; the target starts at
+      ``first_chunk_bytes`` and doubles up to ``chunk_bytes`` only after a size cut,
+      which can only happen while the source runs ahead of real time;
+    - the audio queued at Webex is down to ``margin_ms`` (just in time to keep the
+      playout fed, so no audio is held longer than needed).
+
+    Cuts leave 100 B behind so a short final tail can be merged into the chunk before
+    it, except a cut against the playout deadline when less than 200 B are pending: then
+    all of it goes, and a final tail under 100 B is padded with silence instead (a
+    proxied bot's stream ends only when it has been quiet a while, and holding its last
+    100 B that long would be a gap). The clock is injected so the policy is testable
+    without waiting.
+    """
+
+    def __init__(
+        self,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        first_chunk_bytes: int = DEFAULT_FIRST_CHUNK_BYTES,
+        *,
+        first_chunk_wait_ms: float = DEFAULT_FIRST_CHUNK_WAIT_MS,
+        margin_ms: float = PLAYOUT_MARGIN_MS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        _check_size("chunk_bytes", chunk_bytes)
+        _check_size("first_chunk_bytes", first_chunk_bytes)
+        self._chunk_bytes = chunk_bytes
+        self._target = min(first_chunk_bytes, chunk_bytes)
+        self._first_wait_s = first_chunk_wait_ms / 1000.0
+        self._margin_s = margin_ms / 1000.0
+        self._clock = clock
+        self._pending = bytearray()
+        self._first_byte_at: float | None = None  # arrival of the first byte of all
+        self._play_end: float | None = None  # when the audio sent so far stops playing
+
+    @property
+    def pending_bytes(self) -> int:
+        return len(self._pending)
+
+    def add(self, ulaw: bytes) -> list[bytes]:
+        """Take newly converted audio; return the chunks that are ready by size."""
+        if ulaw and self._first_byte_at is None:
+            self._first_byte_at = self._clock()
+        self._pending += ulaw
+        chunks = []
+        # Cut only while 100 B stay behind, so a short tail can still be merged.
+        while len(self._pending) >= self._target + MIN_CHUNK_BYTES:
+            chunks.append(self._cut(self._target))
+            self._target = min(self._target * 2, self._chunk_bytes)
+        return chunks
+
+    def deadline(self) -> float | None:
+        """Clock time by which pending audio must go out, or ``None`` when none can."""
+        if len(self._pending) < MIN_CHUNK_BYTES:
+            return None  # too short for a CHUNK: wait for more or for the end
+        if self._play_end is None:
+            assert self._first_byte_at is not None
+            return self._first_byte_at + self._first_wait_s
+        return self._play_end - self._margin_s
+
+    def due(self) -> list[bytes]:
+        """The chunk that must go out now to keep the playout fed (none or one)."""
+        deadline = self.deadline()
+        if deadline is None or self._clock() < deadline:
+            return []
+        size = len(self._pending)
+        if size >= 2 * MIN_CHUNK_BYTES:
+            size = min(size - MIN_CHUNK_BYTES, self._target)
+        # else everything goes: a gap now is worse than a later tail padded with silence
+        return [self._cut(size)]
+
+    def finish(self) -> list[bytes]:
+        """The end of the stream: everything left, a short tail merged (or padded)."""
+        tail, self._pending = bytes(self._pending), bytearray()
+        return _final_chunks(tail)
+
+    def _cut(self, size: int) -> bytes:
+        chunk = bytes(self._pending[:size])
+        del self._pending[:size]
+        now = self._clock()
+        # After an underrun Webex starts playing again when the next chunk arrives.
+        start = now if self._play_end is None else max(self._play_end, now)
+        self._play_end = start + size / (_ULAW_BYTES_PER_MS * 1000.0)
+        return chunk
+
+
+_END = object()
+
+
+async def _next(iterator: AsyncIterator[bytes]) -> object:
+    try:
+        return await anext(iterator)
+    except StopAsyncIteration:
+        return _END
+
+
 async def stream_ulaw_chunks(
     source: AsyncIterable[bytes],
     fmt: AudioFormat = ULAW_8K,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     first_chunk_bytes: int = DEFAULT_FIRST_CHUNK_BYTES,
+    first_chunk_wait_ms: float = DEFAULT_FIRST_CHUNK_WAIT_MS,
 ) -> AsyncIterator[bytes]:
-    """Turn streamed audio in ``fmt`` into μ-law CHUNK payloads as soon as each is ready.
+    """Turn streamed audio in ``fmt`` into μ-law CHUNK payloads as soon as each is due.
 
-    The first chunk goes out once ``first_chunk_bytes`` (plus the 100 B held back for a
-    possible short tail) have arrived; later chunks double in size up to ``chunk_bytes``,
-    so playback that started early never waits on a TTS producing faster than real time.
+    Cutting follows :class:`StreamChunker`: a TTS faster than real time gets growing
+    chunks, a source at real time (a realtime model, a proxied bot, a slow cloud TTS)
+    gets chunks cut just before the audio already sent runs out, so there are no gaps.
+    The next piece of ``source`` is awaited in a task so an age cut can happen while
+    the source is quiet; closing this iterator cancels that task.
     """
-    _check_size("chunk_bytes", chunk_bytes)
-    _check_size("first_chunk_bytes", first_chunk_bytes)
+    chunker = StreamChunker(chunk_bytes, first_chunk_bytes, first_chunk_wait_ms=first_chunk_wait_ms)
     converter = _ToUlaw(fmt)
-    target = min(first_chunk_bytes, chunk_bytes)
-    pending = bytearray()
-    finished = False
     iterator = aiter(source)
-    while not finished:
-        try:
-            pending += converter.feed(await anext(iterator))
-        except StopAsyncIteration:
-            pending += converter.finish()
-            finished = True
-        # Cut only while 100 B stay behind, so a short tail can still be merged.
-        while len(pending) >= target + MIN_CHUNK_BYTES:
-            yield bytes(pending[:target])
-            del pending[:target]
-            target = min(target * 2, chunk_bytes)
-    for chunk in _final_chunks(bytes(pending)):
-        yield chunk
+    fetch: asyncio.Task[object] | None = None
+    try:
+        while True:
+            if fetch is None:
+                fetch = asyncio.ensure_future(_next(iterator))
+            deadline = chunker.deadline()
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            done, _ = await asyncio.wait((fetch,), timeout=timeout)
+            if not done:
+                for chunk in chunker.due():
+                    yield chunk
+                continue
+            item, fetch = fetch.result(), None
+            if item is _END:
+                break
+            for chunk in chunker.add(converter.feed(bytes(cast(bytes, item)))):
+                yield chunk
+        for chunk in [*chunker.add(converter.finish()), *chunker.finish()]:
+            yield chunk
+    finally:
+        if fetch is not None and not fetch.done():
+            fetch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await fetch
 
 
 class PlayoutTracker:
