@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable
-from typing import cast
+from typing import Any
 
 from byova_media.audio.codecs import (
     ULAW_SILENCE,
@@ -235,14 +235,26 @@ class StreamChunker:
         return chunk
 
 
-_END = object()
+_Item = bytes | BaseException | None
 
 
-async def _next(iterator: AsyncIterator[bytes]) -> object:
+async def _pump(source: AsyncIterable[bytes], queue: asyncio.Queue[_Item]) -> None:
+    """Iterate ``source`` in a task of its own, one item ahead of the consumer; ``None``
+    marks the end and an exception is handed over to be raised by the consumer."""
     try:
-        return await anext(iterator)
-    except StopAsyncIteration:
-        return _END
+        async for item in source:
+            await queue.put(bytes(item))
+    except Exception as exc:
+        await queue.put(exc)
+        return
+    await queue.put(None)
+
+
+async def _cancel(task: asyncio.Task[Any] | None) -> None:
+    if task is not None and not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def stream_ulaw_chunks(
@@ -257,36 +269,38 @@ async def stream_ulaw_chunks(
     Cutting follows :class:`StreamChunker`: a TTS faster than real time gets growing
     chunks, a source at real time (a realtime model, a proxied bot, a slow cloud TTS)
     gets chunks cut just before the audio already sent runs out, so there are no gaps.
-    The next piece of ``source`` is awaited in a task so an age cut can happen while
-    the source is quiet; closing this iterator cancels that task.
+    The source runs in a task of its own, at most one piece ahead (so a consumer that
+    pauses still holds synthesis back), and a cut can happen while it is quiet; closing
+    this iterator cancels that task.
     """
     chunker = StreamChunker(chunk_bytes, first_chunk_bytes, first_chunk_wait_ms=first_chunk_wait_ms)
     converter = _ToUlaw(fmt)
-    iterator = aiter(source)
-    fetch: asyncio.Task[object] | None = None
+    queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=1)
+    pump = asyncio.create_task(_pump(source, queue), name="audio-source")
+    getter: asyncio.Task[_Item] | None = None
     try:
         while True:
-            if fetch is None:
-                fetch = asyncio.ensure_future(_next(iterator))
+            if getter is None:
+                getter = asyncio.create_task(queue.get())
             deadline = chunker.deadline()
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-            done, _ = await asyncio.wait((fetch,), timeout=timeout)
+            done, _ = await asyncio.wait((getter,), timeout=timeout)
             if not done:
                 for chunk in chunker.due():
                     yield chunk
                 continue
-            item, fetch = fetch.result(), None
-            if item is _END:
+            item, getter = getter.result(), None
+            if item is None:
                 break
-            for chunk in chunker.add(converter.feed(bytes(cast(bytes, item)))):
+            if isinstance(item, BaseException):
+                raise item
+            for chunk in chunker.add(converter.feed(item)):
                 yield chunk
         for chunk in [*chunker.add(converter.finish()), *chunker.finish()]:
             yield chunk
     finally:
-        if fetch is not None and not fetch.done():
-            fetch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await fetch
+        await _cancel(getter)
+        await _cancel(pump)
 
 
 class PlayoutTracker:
