@@ -20,15 +20,12 @@ from typing import Any
 import httpx
 
 from byova_media.adapters import LlmEvent, Message, TextDelta, ToolCall, ToolSpec
+from byova_openai.http_errors import ERROR_SNIPPET, RETRY_STATUS, error_text, retry_after
 from byova_openai.settings import OpenAISettings
 
 __all__ = ["LlmError", "OpenAIChat"]
 
 log = logging.getLogger(__name__)
-
-_RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
-#: How much of an error body goes into an exception message.
-_ERROR_SNIPPET = 200
 
 
 class LlmError(RuntimeError):
@@ -75,24 +72,6 @@ def _wire_tool(tool: ToolSpec) -> dict[str, Any]:
             "parameters": dict(tool.parameters),
         },
     }
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
-def _error_text(body: bytes) -> str:
-    try:
-        message = json.loads(body)["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        message = body.decode("utf-8", "replace")
-    return str(message)[:_ERROR_SNIPPET]
 
 
 class OpenAIChat:
@@ -173,10 +152,10 @@ class OpenAIChat:
                     "POST", self._url, json=body, headers=self._headers()
                 ) as response:
                     if response.status_code != 200:
-                        text = _error_text(await response.aread())
+                        text = error_text(await response.aread())
                         reason = f"HTTP {response.status_code}: {text}"
-                        if response.status_code in _RETRY_STATUS:
-                            raise _Retryable(reason, _retry_after(response))
+                        if response.status_code in RETRY_STATUS:
+                            raise _Retryable(reason, retry_after(response))
                         raise LlmError(f"{self.settings.model} at {self._url}: {reason}")
                     async for line in response.aiter_lines():
                         if not line.startswith("data:"):
@@ -215,7 +194,7 @@ class OpenAIChat:
         if "error" in data:
             error = data["error"]
             message = error.get("message", error) if isinstance(error, dict) else error
-            raise LlmError(f"{self.settings.model} stream error: {str(message)[:_ERROR_SNIPPET]}")
+            raise LlmError(f"{self.settings.model} stream error: {str(message)[:ERROR_SNIPPET]}")
         choices = data.get("choices") or []
         if not choices:
             return None
