@@ -71,7 +71,7 @@ def byova_register_llms(app: App, register: Callable[[str, LlmFactory], None]) -
 
 
 @byova_media.hookimpl
-def byova_register_stt(app: App, register: Callable[[str, SttFactory], None]) -> None:
+def byova_register_stt_engines(app: App, register: Callable[[str, SttFactory], None]) -> None:
     def factory(options: Mapping[str, Any]) -> SpeechToText:
         settings = _settings(app, options, "stt_model")
         settings.check_key("the openai speech recogniser")
@@ -83,7 +83,7 @@ def byova_register_stt(app: App, register: Callable[[str, SttFactory], None]) ->
 
 
 @byova_media.hookimpl
-def byova_register_tts(app: App, register: Callable[[str, TtsFactory], None]) -> None:
+def byova_register_tts_engines(app: App, register: Callable[[str, TtsFactory], None]) -> None:
     def factory(options: Mapping[str, Any]) -> TextToSpeech:
         settings = _settings(app, options, "tts_model")
         settings.check_key("the openai voice")
