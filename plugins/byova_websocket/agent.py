@@ -75,9 +75,12 @@ class WebSocketAgent(Agent):
         settings: ConnectorSettings,
         metrics: WsMetrics | None = None,
         fallback_audio: bytes = b"",
+        protocol: Callable[[], WireProtocol] | None = None,
     ) -> None:
         self.call = call
         self.settings = settings
+        #: Makes the wire protocol of each connection (default: the one settings name).
+        self.protocol = protocol or protocol_factory(settings)
         self.metrics = metrics
         self.fallback_audio = fallback_audio
         self.turn_taking = "agent" if settings.backend_turns else "server"
@@ -115,7 +118,7 @@ class WebSocketAgent(Agent):
         self.link = BackendLink(
             self.settings,
             info,
-            protocol_factory(self.settings),
+            self.protocol,
             on_event=self._on_event,
             on_failed=self._on_failed,
             on_ended=self._on_backend_ended,

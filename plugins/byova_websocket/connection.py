@@ -300,6 +300,9 @@ class BackendLink:
                     self.stats.caller_frames_sent += 1
                     frames += 1
                     continue
+                if not self.settings.silence_frames:
+                    await wake.wait()
+                    continue
                 now = loop.time()
                 due = origin + frames * FRAME_S + slack
                 if now >= due:

@@ -68,6 +68,8 @@ class ConnectorSettings(BaseModel):
     playout_buffer_ms: int = Field(60_000, ge=1000, le=600_000)
     #: Caller audio may pause this long before silence frames keep the backend's clock going.
     silence_slack_ms: int = Field(60, ge=0, le=1000)
+    #: Send those silence frames at all (off for backends that buffer or bill every frame).
+    silence_frames: bool = True
 
     @field_validator("url")
     @classmethod
