@@ -16,7 +16,7 @@ from byova_media.agent import Agent, AgentSpec, Reply, SessionStart
 from byova_media.audio.codecs import pcm_to_ulaw
 from byova_media.audio.tones import tone
 from byova_media.call import Call
-from tests._playout import audio_arrivals, paced_source, playout_gaps_ms
+from tests._playout import LoopStalls, audio_arrivals, paced_source, playout_gaps_ms
 
 REPLY_MS = 2000
 
@@ -53,10 +53,14 @@ async def test_no_underrun_after_the_first_chunk(
     await byova_server(extra_plugins=[("paced", paced_plugin(speed, jitter_ms, first_byte_at))])
     call = (await webex()).call("paced")
     began = time.monotonic()
-    welcome = await call.start()
+    async with LoopStalls() as stalls:
+        welcome = await call.start()
     arrivals = audio_arrivals(welcome)
     assert sum(size for _, size in arrivals) == 8 * REPLY_MS
     assert len(arrivals) > 2  # streamed, not sent whole at the end
-    assert playout_gaps_ms(arrivals) == [0.0] * (len(arrivals) - 1)
+    # No gap, except as long as the shared host froze the whole process (then the
+    # source was late too); on a quiet machine that is a few ms.
+    gaps = playout_gaps_ms(arrivals)
+    assert max(gaps) <= stalls.longest_ms, (gaps, stalls.longest_ms, arrivals)
     added_latency_s = began + arrivals[0][0] - first_byte_at[0]
-    assert added_latency_s <= 0.250
+    assert added_latency_s <= 0.250 + stalls.longest_ms / 1000

@@ -10,7 +10,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection
 from ws_backends import Backend, beep
 
-from tests._playout import audio_arrivals, paced_source, playout_gaps_ms
+from tests._playout import LoopStalls, audio_arrivals, paced_source, playout_gaps_ms
 from tests.websocket.test_calls import ws_env
 
 GREETING_MS = 2000
@@ -30,11 +30,16 @@ async def test_real_time_backend_plays_without_gaps(
                     await ws.send(piece)
 
     bot = await backend(speaking_bot)
-    server = await byova_server(plugins=["websocket"], env=ws_env(bot))
+    # A generous idle limit: on a starved host the bot itself can pause for a while.
+    server = await byova_server(plugins=["websocket"], env=ws_env(bot, reply_idle_ms="2000"))
     call = (await webex(server)).call("websocket")
     began = time.monotonic()
-    welcome = await call.start()
+    async with LoopStalls() as stalls:
+        welcome = await call.start()
     arrivals = audio_arrivals(welcome)
     assert sum(size for _, size in arrivals) == 8 * GREETING_MS
-    assert playout_gaps_ms(arrivals) == [0.0] * (len(arrivals) - 1)
-    assert began + arrivals[0][0] - first_byte_at[0] <= 0.250
+    # No gap, except as long as the shared host froze the whole process (then the
+    # source was late too); on a quiet machine that is a few ms.
+    gaps = playout_gaps_ms(arrivals)
+    assert max(gaps) <= stalls.longest_ms, (gaps, stalls.longest_ms, arrivals)
+    assert began + arrivals[0][0] - first_byte_at[0] <= 0.250 + stalls.longest_ms / 1000
