@@ -35,6 +35,10 @@ from byova_websocket.settings import ConnectorSettings
 __all__ = ["BackendLink", "LinkStats", "connect_options"]
 
 log = logging.getLogger(__name__)
+#: The websockets library logs every handshake header at DEBUG, secret ones included:
+#: its connections log here, where DEBUG never goes.
+wire_log = logging.getLogger(f"{__name__}.wire")
+wire_log.setLevel(logging.INFO)
 
 FRAME_S = FRAME_MS / 1000
 #: After a stall, forget at most this much owed silence instead of bursting it.
@@ -69,6 +73,7 @@ def connect_options(settings: ConnectorSettings) -> dict[str, Any]:
         "compression": None,  # μ-law does not compress; save the CPU
         "user_agent_header": f"byova-media/{__version__}",
         "proxy": {"auto": True, "none": None}.get(settings.proxy, settings.proxy),
+        "logger": wire_log,
     }
     if settings.url.startswith("wss:"):
         context = ssl.create_default_context(
