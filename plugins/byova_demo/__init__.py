@@ -27,7 +27,7 @@ __all__ = ["DemoAnswers", "DemoSettings", "RuleBasedLLM"]
 
 _STATE_KEY = "demo"
 #: Bundled plugins that provide the parts the demo may name.
-_PROVIDERS = frozenset({"pocketsphinx", "espeak", "openai"})
+_PROVIDERS = frozenset({"pocketsphinx", "espeak", "openai", "deepgram"})
 
 
 @byova_media.hookimpl
