@@ -88,7 +88,8 @@ class DeepgramStream:
         #: ``UtteranceEnd``): a turn detector for agents that take turns themselves.
         self.endpoint = asyncio.Event()
         self.error: _Refused | None = None
-        self._finish_sent_at: float | None = None
+        self._first_audio_at: float | None = None  # for the time-to-first-result metric
+        self._got_result = False
         self._task = asyncio.create_task(self._run(), name="deepgram-stream")
 
     async def feed(self, frame: np.ndarray) -> Transcript | None:
@@ -175,9 +176,10 @@ class DeepgramStream:
                 await ws.send(_KEEPALIVE)
                 continue
             if ulaw is None:
-                self._finish_sent_at = time.monotonic()
                 await ws.send(_CLOSE_STREAM)
                 return
+            if self._first_audio_at is None:
+                self._first_audio_at = time.monotonic()
             await ws.send(ulaw)
 
     async def _receive_loop(self, ws: ClientConnection) -> None:
@@ -206,13 +208,14 @@ class DeepgramStream:
         except (KeyError, IndexError, TypeError):
             self._count("protocol")
             return
+        if not self._got_result and self._first_audio_at is not None:
+            self._got_result = True
+            if self._stt.metrics is not None:
+                self._stt.metrics.first_byte(ADAPTER, time.monotonic() - self._first_audio_at)
         if event.get("is_final"):
             if text:
                 self.finals.append(text)
             self.partial = ""
-            if self._finish_sent_at is not None and self._stt.metrics is not None:
-                self._stt.metrics.first_byte(ADAPTER, time.monotonic() - self._finish_sent_at)
-                self._finish_sent_at = None
             if event.get("speech_final"):
                 self.endpoint.set()
         elif text:
