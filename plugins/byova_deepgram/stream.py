@@ -41,6 +41,8 @@ wire_log.setLevel(logging.INFO)
 ADAPTER = "deepgram"
 _RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _NORMAL_CLOSURE = 1000
+#: A dropped stream (barge-in, hang-up) waits this long at most for the close handshake.
+_CLOSE_TIMEOUT_S = 1.0
 _KEEPALIVE = json.dumps({"type": "KeepAlive"})
 _CLOSE_STREAM = json.dumps({"type": "CloseStream"})
 
@@ -153,6 +155,7 @@ class DeepgramStream:
                     open_timeout=s.open_timeout_s,
                     compression=None,
                     max_size=2**20,
+                    close_timeout=_CLOSE_TIMEOUT_S,
                     logger=wire_log,
                 )
             except (OSError, TimeoutError, InvalidHandshake) as exc:
