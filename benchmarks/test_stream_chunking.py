@@ -62,7 +62,9 @@ async def _measure(chunker: Chunker, speed: float, jitter_ms: int) -> dict[str, 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
-def test_chunking_of_real_time_sources(benchmark: Any, case: str) -> None:
+def test_chunking_of_real_time_sources(
+    benchmark: Any, loop: asyncio.AbstractEventLoop, case: str
+) -> None:
     speed, jitter_ms = CASES[case]
     results: dict[str, dict[str, float]] = {}
 
@@ -76,7 +78,7 @@ def test_chunking_of_real_time_sources(benchmark: Any, case: str) -> None:
         results.update(zip(policies, measured, strict=True))
 
     benchmark.group = f"chunking a {case} source"
-    benchmark.pedantic(lambda: asyncio.new_event_loop().run_until_complete(run()), rounds=1)
+    benchmark.pedantic(lambda: loop.run_until_complete(run()), rounds=1)
     ours = results["stream_ulaw_chunks"]
     assert ours["first_chunk_ms"] >= results["immediate (reference)"]["first_chunk_ms"]
     benchmark.extra_info.update({f"{p}: {k}": v for p, r in results.items() for k, v in r.items()})
