@@ -15,7 +15,7 @@ import random
 from byova_media.adapter_metrics import ErrorKind
 from byova_openai.settings import OpenAISettings
 
-__all__ = ["Retryable", "backoff_s"]
+__all__ = ["Retryable", "wait_before_retry"]
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,9 @@ class Retryable(Exception):
         self.delay_s = delay_s
 
 
-async def backoff_s(settings: OpenAISettings, attempt: int, failure: Retryable, what: str) -> None:
+async def wait_before_retry(
+    settings: OpenAISettings, attempt: int, failure: Retryable, what: str
+) -> None:
     """Sleep before retry number ``attempt`` (1-based) after ``failure``."""
     delay = failure.delay_s
     if delay is None:

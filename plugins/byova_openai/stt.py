@@ -21,7 +21,7 @@ from byova_media.audio.codecs import pcm_to_ulaw
 from byova_media.audio.resample import resample
 from byova_media.audio.wav import pcm_wav, ulaw_wav
 from byova_openai.http_errors import RETRY_STATUS, error_kind, error_text, retry_after
-from byova_openai.retry import Retryable, backoff_s
+from byova_openai.retry import Retryable, wait_before_retry
 from byova_openai.settings import OpenAISettings
 
 __all__ = ["OpenAITranscriber", "SttError"]
@@ -112,7 +112,7 @@ class OpenAITranscriber:
                 if attempt >= self.settings.max_retries:
                     raise SttError(f"{self.settings.stt_model} at {self._url}: {failure}") from None
                 attempt += 1
-                await backoff_s(self.settings, attempt, failure, "transcription")
+                await wait_before_retry(self.settings, attempt, failure, "transcription")
 
     async def _attempt(self, wav: bytes) -> Transcript:
         headers = {}

@@ -20,7 +20,7 @@ from byova_media.adapter_metrics import AdapterMetrics, ErrorKind
 from byova_media.audio.formats import ULAW_8K, AudioFormat
 from byova_openai.audio_stream import SpeechAudioError, UlawConverter, WavStreamReader
 from byova_openai.http_errors import RETRY_STATUS, error_kind, error_text, retry_after
-from byova_openai.retry import Retryable, backoff_s
+from byova_openai.retry import Retryable, wait_before_retry
 from byova_openai.settings import OpenAISettings
 
 __all__ = ["OpenAISpeech", "TtsError"]
@@ -88,7 +88,7 @@ class OpenAISpeech:
                 if started[0] or attempt >= self.settings.max_retries:
                     raise TtsError(f"{self.settings.tts_model} at {self._url}: {failure}") from None
                 attempt += 1
-                await backoff_s(self.settings, attempt, failure, "speech")
+                await wait_before_retry(self.settings, attempt, failure, "speech")
 
     def _headers(self) -> dict[str, str]:
         if self.settings.api_key is None:
