@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from byova_media.call import Call
 
 __all__ = [
+    "SNAPSHOT_MAX_BYTES",
     "Agent",
     "AgentSpec",
     "BargeIn",
@@ -38,6 +39,10 @@ __all__ = [
     "TurnMetrics",
     "Utterance",
 ]
+
+#: Largest agent snapshot (as compact JSON) that cluster mode stores; larger ones are
+#: skipped with an error log, so a failover then restarts that agent's memory.
+SNAPSHOT_MAX_BYTES = 64 * 1024
 
 #: Raw μ-law at 8 kHz, a whole WAV file, or a stream of chunks in ``Prompt.audio_format``.
 AudioSource = bytes | AsyncIterable[bytes]
@@ -253,6 +258,17 @@ class Agent:
 
     async def on_end(self, call: Call, reason: str) -> None:
         """The conversation is over (hang-up, transfer, end, expiry); release resources."""
+
+    def snapshot(self) -> dict[str, Any] | None:
+        """The agent's memory of the call as JSON-serialisable data, or ``None`` for none.
+
+        Cluster mode saves it after every turn (at most :data:`SNAPSHOT_MAX_BYTES`) so
+        that another instance can carry the call on when this one is lost or drained.
+        """
+        return None
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`snapshot` returned, on the instance taking the call over."""
 
 
 @dataclass(frozen=True)

@@ -250,6 +250,14 @@ class PipelineAgent(Agent):
         self.history.replace_last_assistant(heard)
         self._update_record(call, None)
 
+    def snapshot(self) -> dict[str, Any]:
+        """The chat history (the model's memory) and the outcome behind the transcript."""
+        return {"history": self.history.to_json(), "outcome": self._outcome}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.history.load_json(state.get("history", []))
+        self._outcome = str(state.get("outcome", self._outcome))
+
     async def on_end(self, call: Call, reason: str) -> None:
         await self._drop_stream()
         if self.last_run is not None:

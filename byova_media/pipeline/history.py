@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from byova_media.adapters import Message
+from byova_media.adapters import Message, ToolCall
 
 __all__ = ["History", "SpokenPiece", "heard_text"]
 
@@ -60,6 +61,38 @@ class History:
             if message.role == "assistant" and not message.tool_calls:
                 self.messages[index] = Message("assistant", content)
                 return
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """The messages (not the system prompt, which comes from settings) as JSON data."""
+        return [
+            {
+                "role": m.role,
+                "content": m.content,
+                "tool_calls": [
+                    {"name": c.name, "arguments": dict(c.arguments), "id": c.id}
+                    for c in m.tool_calls
+                ],
+                "tool_call_id": m.tool_call_id,
+            }
+            for m in self.messages
+        ]
+
+    def load_json(self, data: Sequence[Mapping[str, Any]]) -> None:
+        """Replace the messages with what :meth:`to_json` returned."""
+        self.messages = []
+        for item in data:
+            calls = tuple(
+                ToolCall(name=c["name"], arguments=c.get("arguments", {}), id=c.get("id", ""))
+                for c in item.get("tool_calls", ())
+            )
+            self.add(
+                Message(
+                    item["role"],
+                    item.get("content", ""),
+                    tool_calls=calls,
+                    tool_call_id=item.get("tool_call_id", ""),
+                )
+            )
 
     def for_model(self) -> list[Message]:
         return ([self._system] if self._system else []) + list(self.messages)

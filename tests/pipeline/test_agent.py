@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterable, Mapping
 from typing import Any
 
 import numpy as np
 import pytest
 
-from byova_media.adapters import LlmEvent, TextDelta, ToolCall
+from byova_media.adapters import LlmEvent, Message, TextDelta, ToolCall
 from byova_media.agent import BargeIn, CustomEvent, EndSession, Reply, Transfer, Utterance
 from byova_media.call import Call
 from byova_media.pipeline import (
@@ -183,3 +184,22 @@ async def test_welcome_is_spoken_from_settings() -> None:
     await _drain(reply)
     assert tts.texts == ["Hi.", "How can I help?"]
     assert reply.prompts[0].barge_in
+
+
+async def test_snapshot_carries_history_and_transcript_to_a_new_agent() -> None:
+    async def balance(call: Call, arguments: Mapping[str, Any]) -> str:
+        return "42 dollars"
+
+    llm = ScriptedLLM([[ToolCall("balance", {"account": "7"}, "c1")], _words("It is 42.")])
+    agent = _agent(llm, tools=[Tool.define("balance", "Balance", balance)])
+    await _drain(await agent.on_utterance(make_call(), UTTERANCE))
+    state = json.loads(json.dumps(agent.snapshot()))  # what Redis would store
+
+    later = ScriptedLLM([_words("Still 42.")])
+    moved = _agent(later, tools=[Tool.define("balance", "Balance", balance)])
+    moved.restore(state)
+    call = make_call()
+    await _drain(await moved.on_dtmf(call, "1"))
+    assert later.requests[0][:-1] == llm.requests[1] + [Message("assistant", "It is 42.")]
+    assert call.transcript is not None
+    assert call.transcript.startswith("Caller: hello\nAgent: It is 42.\n")
