@@ -54,6 +54,8 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--tls-cert-file", type=Path)
     p.add_argument("--tls-key-file", type=Path)
     p.add_argument("--tls-client-ca-file", type=Path, help="require client certificates (mTLS)")
+    p.add_argument("--cluster-redis-url", help="Redis URL: run as one instance of a cluster")
+    p.add_argument("--advertise-address", metavar="HOST:PORT", help="where peers reach this one")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument("--log-format", choices=["text", "json"])
     p.set_defaults(func=_serve)
@@ -71,6 +73,8 @@ def _load_config(args: argparse.Namespace) -> Config:
         "tls_cert_file": args.tls_cert_file,
         "tls_key_file": args.tls_key_file,
         "tls_client_ca_file": args.tls_client_ca_file,
+        "cluster_redis_url": args.cluster_redis_url,
+        "advertise_address": args.advertise_address,
         "log_level": args.log_level,
         "log_format": args.log_format,
     }

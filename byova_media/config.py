@@ -14,7 +14,15 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 __all__ = ["ENV_PREFIX", "Config", "ConfigError"]
 
@@ -93,6 +101,12 @@ class Config(BaseModel):
     boundary_response_type: Literal["final", "chunk", "partial"] = "final"
     #: Add a ``fact`` chunk to WAV-mode prompts (Cisco's gateway sends a 44-byte header).
     wav_fact_chunk: bool = False
+    # --- cluster mode (off while cluster_redis_url is unset; see docs/cluster.md) ---
+    cluster_redis_url: str | None = None
+    #: HOST:PORT at which peers reach this instance's gRPC port (default: host and bound port).
+    advertise_address: str | None = None
+    cluster_lease_s: float = Field(10.0, ge=0.5, le=300)
+    cluster_secret: SecretStr | None = None
     # --- logs ---
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
@@ -114,6 +128,26 @@ class Config(BaseModel):
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
             raise ValueError(
                 "tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file as well"
+            )
+        return self
+
+    @field_validator("advertise_address")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        host, _, port = (value or "").rpartition(":")
+        if value is not None and not (host and port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError("must be HOST:PORT, the address peers use to reach this instance")
+        return value
+
+    @model_validator(mode="after")
+    def _cluster_needs_a_secret(self) -> Config:
+        if self.cluster_redis_url and (
+            self.cluster_secret is None or len(self.cluster_secret.get_secret_value()) < 16
+        ):
+            raise ValueError(
+                "cluster mode (cluster_redis_url) needs cluster_secret: set "
+                "BYOVA_MEDIA_CLUSTER_SECRET to the same random string of 16+ characters on "
+                "every instance"
             )
         return self
 
