@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from google.protobuf.message import DecodeError
 
@@ -38,7 +38,10 @@ from byova_media.wire import (
     struct_to_dict,
 )
 
-__all__ = ["Engine", "RpcKind"]
+if TYPE_CHECKING:
+    from byova_media.cluster.node import ClusterNode
+
+__all__ = ["Engine", "RpcKind", "check_conversation_id", "kind_of"]
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +69,13 @@ class Engine:
         app: App,
         registry: ConversationRegistry,
         vad_factory: Callable[[], VoiceActivityDetector],
+        cluster: ClusterNode | None = None,
     ) -> None:
         self.app = app
         self.registry = registry
         self.vad_factory = vad_factory
+        #: Cluster mode: restores conversations that move here, releases them at the end.
+        self.cluster = cluster
         self.tracing = Tracing.create()
         self.active_rpcs = 0
         self._boundary_type = BOUNDARY_TYPES[app.config.boundary_response_type]
@@ -145,12 +151,12 @@ class Engine:
         Everything is validated before a conversation is created or touched, so a
         refused step leaves no state behind.
         """
-        first = await self._first_message(requests)
+        first = await self.first_message(requests)
         if first is None:
             return "empty"  # the client half-closed without a message; complete quietly
-        _check_conversation_id(first.conversation_id)
+        check_conversation_id(first.conversation_id)
         conversation_id_var.set(first.conversation_id)
-        kind = _kind_of(first)
+        kind = kind_of(first)
         if kind == "session_end":
             await self._hang_up(first.conversation_id, out)
             return kind
@@ -168,7 +174,7 @@ class Engine:
                 await self._event(conv, kind, first.event_input, out)
         return kind
 
-    async def _first_message(
+    async def first_message(
         self, requests: AsyncIterator[pb.VoiceVARequest]
     ) -> pb.VoiceVARequest | None:
         """The step's first message, ``None`` if the client half-closed without one."""
@@ -223,6 +229,8 @@ class Engine:
         self.tracing.call_started(conv.id, spec.virtual_agent_id, first.customer_org_id)
         if adopt:
             conv.adopt()
+        if self.cluster is not None:
+            self.cluster.adopted(conv)
         return conv
 
     # --- event and DTMF steps ---
@@ -391,6 +399,8 @@ class Engine:
         with call_context(conv.id, conv.call.tracking_id):
             self.registry.remove(conv.id)
             self.registry.mark_ended(conv.id)
+            if self.cluster is not None:
+                self.cluster.ended(conv, reason)
             self.tracing.call_ended(conv.id, reason, conv.turns)
             await conv.notify(conv.agent.on_end(conv.call, reason), "on_end")
 
@@ -408,7 +418,7 @@ _EVENT_KINDS: dict[int, RpcKind] = {
 }
 
 
-def _kind_of(first: pb.VoiceVARequest) -> RpcKind:
+def kind_of(first: pb.VoiceVARequest) -> RpcKind:
     """What the step is, from its first message; INVALID_ARGUMENT for what no step is."""
     which = first.WhichOneof("voice_va_input_type")
     if which == "audio_input":
@@ -425,7 +435,7 @@ def _kind_of(first: pb.VoiceVARequest) -> RpcKind:
     raise RpcAbort("INVALID_ARGUMENT", "request carries no audio_input, dtmf_input or event_input")
 
 
-def _check_conversation_id(conversation_id: str) -> None:
+def check_conversation_id(conversation_id: str) -> None:
     if not conversation_id:
         raise RpcAbort("INVALID_ARGUMENT", "conversation_id is required on every request")
     if len(conversation_id) > _MAX_ID_CHARS:

@@ -20,6 +20,7 @@ from byova_media._proto import voicevirtualagent_pb2 as pb
 from byova_media._proto import voicevirtualagent_pb2_grpc as pb_grpc
 from byova_media.admission import AdmissionMonitor
 from byova_media.app import App
+from byova_media.cluster.node import ClusterNode
 from byova_media.config import Config, ConfigError
 from byova_media.conversation import ConversationRegistry
 from byova_media.engine import Engine
@@ -53,6 +54,7 @@ class Server:
         self._engine: Engine | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.admission: AdmissionMonitor | None = None
+        self.cluster: ClusterNode | None = None
         self._watchdog: LoopWatchdog | None = None
         self._ready = False
         self._stopped = asyncio.Event()
@@ -77,6 +79,10 @@ class Server:
         self.config = self.app.config  # plugins may prefer settings (App.prefer)
         self._engine = self._build_engine()
         await self._start_grpc(self._engine)
+        if self.cluster is not None:
+            await self.cluster.start(
+                self.config.advertise_address or f"{self.config.host}:{self.port}"
+            )
         await self._start_http()
         await self.plugins.start(self.app)
         self._sweeper = asyncio.create_task(self._sweep())
@@ -119,7 +125,14 @@ class Server:
             )
             self.admission.start()
         registry = ConversationRegistry(app, agents, default, self.admission)
-        return Engine(app, registry, vads[config.vad])
+        if config.cluster_redis_url:
+            if not config.advertise_address and config.host in ("0.0.0.0", "::", ""):
+                raise ConfigError(
+                    "cluster mode on a wildcard host needs --advertise-address HOST:PORT, "
+                    "the address other instances use to reach this one"
+                )
+            self.cluster = ClusterNode(app)
+        return Engine(app, registry, vads[config.vad], self.cluster)
 
     async def _start_grpc(self, engine: Engine) -> None:
         """Bind the gRPC port (TLS when configured) with the service, health and reflection."""
@@ -130,8 +143,11 @@ class Server:
             ("grpc.so_reuseport", 0),
         ]
         server = grpc.aio.server(interceptors=self.plugins.interceptors(self.app), options=options)
-        servicer = VoiceVirtualAgentServicer(engine)
+        servicer = VoiceVirtualAgentServicer(engine, self.cluster)
         pb_grpc.add_VoiceVirtualAgentServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+        if self.cluster is not None:
+            self.cluster.bind(engine, servicer.ProcessCallerInput)
+            server.add_generic_rpc_handlers((self.cluster.peer_handler(),))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -186,15 +202,26 @@ class Server:
             return
         self.app.draining = True
         await self._set_serving(False)
+        if self.cluster is not None:
+            await self.cluster.drain_started()
         timeout = self.config.drain_timeout_s if timeout_s is None else timeout_s
         started = time.monotonic()
         log.info("draining: %d RPCs open, waiting up to %.0f s", self.engine.active_rpcs, timeout)
         try:
-            await asyncio.wait_for(self.engine.wait_idle(), timeout)
+            await asyncio.wait_for(self._idle(), timeout)
         except TimeoutError:
             log.warning("drain timeout: %d RPCs still open", self.engine.active_rpcs)
         else:
             log.info("drained in %.1f s", time.monotonic() - started)
+        if self.cluster is not None:
+            await self.cluster.hand_off_all()
+
+    async def _idle(self) -> None:
+        """Until no RPC runs here: the engine's, and in a cluster those forwarded from here."""
+        await self.engine.wait_idle()
+        if self.cluster is not None:
+            await self.cluster.wait_idle()
+            await self.engine.wait_idle()
 
     async def stop(self, grace_s: float = 0.0) -> None:
         """Stop everything now (after :meth:`drain` for a graceful stop)."""
@@ -213,6 +240,8 @@ class Server:
         if self._engine is not None:
             for conv in self._engine.registry.all():
                 await self._engine.end(conv, "server_stop")
+        if self.cluster is not None:
+            await self.cluster.stop()
         if self._http is not None:
             await self._http.cleanup()
         if self.app.end_of_turn is not None:

@@ -17,6 +17,7 @@ import grpc
 
 from byova_media._proto import voicevirtualagent_pb2 as pb
 from byova_media._proto import voicevirtualagent_pb2_grpc as pb_grpc
+from byova_media.cluster.node import ClusterNode
 from byova_media.engine import Engine
 from byova_media.logs import RateLimitedLog, tracking_id_var
 from byova_media.rpc import RpcAbort, RpcOutput
@@ -34,8 +35,10 @@ COMPLETED_AFTER_KEY = "byova-completed-after"
 class VoiceVirtualAgentServicer(pb_grpc.VoiceVirtualAgentServicer):
     """Both RPCs of the BYOVA service, mapped onto the engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, cluster: ClusterNode | None = None) -> None:
         self.engine = engine
+        #: Cluster mode: routes each RPC to its conversation's owner before the engine.
+        self.cluster = cluster
         self._client_errors = RateLimitedLog(log)
 
     async def ListVirtualAgents(
@@ -63,7 +66,9 @@ class VoiceVirtualAgentServicer(pb_grpc.VoiceVirtualAgentServicer):
         out = RpcOutput(metrics)
         tracking = _tracking_id(context)
         tracking_id_var.set(tracking or "-")
-        step = asyncio.create_task(self.engine.run_rpc(request_iterator, out, tracking))
+        step = asyncio.create_task(
+            (self.cluster or self.engine).run_rpc(request_iterator, out, tracking)
+        )
         step.add_done_callback(lambda _t: out.close())
         kind, status = "unknown", "OK"
         try:

@@ -1,0 +1,476 @@
+"""``ClusterNode``: this instance's part in a cluster (ownership, routing, failover, drain).
+
+The engine asks it three things: where an RPC goes (:meth:`route`, at the RPC edge),
+what to do when a conversation is made, has finished a turn or ends (restore, snapshot,
+release), and the server tells it when to start, drain and stop. Redis decides every
+race (see :mod:`byova_media.cluster.directory`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from byova_media._proto import voicevirtualagent_pb2 as pb
+from byova_media.cluster.credential import METADATA_KEY, PeerAuthError, PeerCredential
+from byova_media.cluster.directory import Claim, Directory, InstanceInfo
+from byova_media.cluster.forwarding import FORWARD_METHOD, OwnerUnreachable, PeerLinks
+from byova_media.cluster.metrics import ClusterMetrics
+from byova_media.cluster.snapshot import SnapshotError, apply_snapshot, take_snapshot
+from byova_media.engine import check_conversation_id, kind_of
+from byova_media.logs import conversation_id_var
+from byova_media.rpc import RpcAbort, RpcOutput
+
+if TYPE_CHECKING:
+    from byova_media.app import App
+    from byova_media.conversation import Conversation, ConversationRegistry
+    from byova_media.engine import Engine
+
+__all__ = ["ClusterNode", "Forward"]
+
+log = logging.getLogger(__name__)
+
+#: True while serving an RPC a peer forwarded: it is never forwarded again.
+_forwarded: contextvars.ContextVar[bool] = contextvars.ContextVar("byova_forwarded", default=False)
+_RETRY_S = 0.1
+
+ServeRpc = Callable[[AsyncIterator[pb.VoiceVARequest], Any], AsyncIterator[pb.VoiceVAResponse]]
+
+
+@dataclass(frozen=True)
+class Forward:
+    """Route decision: proxy the RPC to ``owner``."""
+
+    owner: InstanceInfo
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password, for logs."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    return f"{scheme}{sep}***@{host}" if at and creds else url
+
+
+class ClusterNode:
+    """One instance of a cluster; made by the server when ``cluster_redis_url`` is set."""
+
+    def __init__(self, app: App) -> None:
+        import redis.asyncio as aioredis  # only cluster mode needs Redis
+
+        config = app.config
+        assert config.cluster_redis_url and config.cluster_secret, "validated by Config"
+        self.app = app
+        self.instance_id = uuid.uuid4().hex[:12]
+        self.lease_ms = int(config.cluster_lease_s * 1000)
+        self.metrics = ClusterMetrics(app.metrics)
+        self.credential = PeerCredential(config.cluster_secret.get_secret_value())
+        self._redis = aioredis.Redis.from_url(
+            config.cluster_redis_url, socket_timeout=config.cluster_lease_s / 3
+        )
+        self.directory = Directory(self._redis, self.instance_id)
+        self.links = PeerLinks(self.credential, self.metrics, config.max_message_bytes)
+        self.address = ""
+        self.redis_ok = True
+        self._redis_url = redact_url(config.cluster_redis_url)
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._open: Counter[str] = Counter()
+        self._engine: Engine | None = None
+        self._serve: ServeRpc | None = None
+        self._forwarding = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._ticker: asyncio.Task[None] | None = None
+        self._release_tasks: set[asyncio.Task[None]] = set()
+
+    def __repr__(self) -> str:
+        return f"ClusterNode(instance={self.instance_id}, redis={self._redis_url})"
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def bind(self, engine: Engine, serve: ServeRpc) -> None:
+        """The engine this node routes to, and the gRPC entry for RPCs peers forward."""
+        self._engine, self._serve = engine, serve
+
+    @property
+    def engine(self) -> Engine:
+        assert self._engine is not None, "ClusterNode.bind() was not called"
+        return self._engine
+
+    @property
+    def registry(self) -> ConversationRegistry:
+        return self.engine.registry
+
+    def peer_handler(self) -> grpc.GenericRpcHandler:
+        """The internal ``Forward`` method, to add to the gRPC server before it starts."""
+        service, method = FORWARD_METHOD.strip("/").split("/")
+        handler = grpc.stream_stream_rpc_method_handler(
+            self._peer_rpc,
+            request_deserializer=pb.VoiceVARequest.FromString,
+            response_serializer=pb.VoiceVAResponse.SerializeToString,
+        )
+        return grpc.method_handlers_generic_handler(service, {method: handler})
+
+    async def start(self, address: str) -> None:
+        """Join the cluster as ``address`` (HOST:PORT peers can reach)."""
+        self.address = address
+        await self._beat()
+        self._ticker = asyncio.create_task(self._tick())
+        log.info(
+            "cluster instance %s at %s joined (Redis %s, lease %.1f s)",
+            self.instance_id,
+            address,
+            self._redis_url,
+            self.lease_ms / 1000,
+        )
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+        await asyncio.gather(*self._release_tasks, return_exceptions=True)
+        try:
+            await self.directory.leave()
+        except Exception as exc:
+            log.warning("could not remove this instance's heartbeat: %s", type(exc).__name__)
+        await self.links.close()
+        await self._redis.aclose()
+
+    async def _tick(self) -> None:
+        """Heartbeat and renew owned leases every third of a lease."""
+        while True:
+            await asyncio.sleep(self.lease_ms / 3000)
+            await self._beat()
+
+    async def _beat(self) -> None:
+        owned = [c.id for c in self.registry.all() if not c.ended]
+        self.metrics.owned.set(len(owned))
+        try:
+            info = InstanceInfo(self.instance_id, self.address, self.app.draining)
+            await self.directory.heartbeat(info, self.lease_ms)
+            lost = await self.directory.renew(owned, self.lease_ms)
+        except Exception as exc:
+            self.metrics.lease_renew_failures.inc()
+            if self.redis_ok:
+                self.redis_ok = False
+                log.error(
+                    "Redis %s unreachable (%s): keeping the %d calls this instance owns, "
+                    "refusing new conversations until it is back",
+                    self._redis_url,
+                    type(exc).__name__,
+                    len(owned),
+                )
+            return
+        if not self.redis_ok:
+            self.redis_ok = True
+            log.info("Redis %s is back: taking new conversations again", self._redis_url)
+        for conversation_id in lost:
+            conv = self.registry.get(conversation_id)
+            if conv is not None:
+                log.warning("lease of conversation %s lost to another instance", conversation_id)
+                await self.engine.end(conv, "lease_lost")
+
+    # --- the RPC edge -----------------------------------------------------------------
+
+    async def run_rpc(
+        self, requests: AsyncIterator[pb.VoiceVARequest], out: RpcOutput, tracking_id: str
+    ) -> str:
+        """One RPC: in this engine when the call is (or becomes) ours, else at its owner.
+
+        Same contract as :meth:`Engine.run_rpc`; a forwarded RPC's kind is ``forwarded``.
+        """
+        first = await self.engine.first_message(requests)
+        if first is None:
+            return await self.engine.run_rpc(requests, out, tracking_id)  # completes quietly
+        # Validated once, here at the edge, before anything is claimed or forwarded.
+        check_conversation_id(first.conversation_id)
+        conversation_id_var.set(first.conversation_id)
+        route = await self.route(first, kind_of(first) == "session_end")
+        if route is None:
+            return await self._run_here([first], requests, out, tracking_id)
+        self._forwarding += 1
+        self._idle.clear()
+        try:
+            await self.forward(route, first, requests, out, tracking_id)
+        finally:
+            self._forwarding -= 1
+            if not self._forwarding:
+                self._idle.set()
+        return "forwarded"
+
+    async def wait_idle(self) -> None:
+        """Return when no RPC is being forwarded from here (the drain waits for it)."""
+        await self._idle.wait()
+
+    async def _run_here(
+        self,
+        head: list[pb.VoiceVARequest],
+        rest: AsyncIterator[pb.VoiceVARequest],
+        out: RpcOutput,
+        tracking_id: str,
+    ) -> str:
+        """Run the RPC in this engine (its first messages already read); snapshot after it."""
+
+        async def requests() -> AsyncIterator[pb.VoiceVARequest]:
+            for request in head:
+                yield request
+            async for request in rest:
+                yield request
+
+        kind = await self.engine.run_rpc(requests(), out, tracking_id)
+        if kind not in ("empty", "session_end"):
+            await self.turn_done(head[0].conversation_id)
+        return kind
+
+    async def route(self, first: pb.VoiceVARequest, session_end: bool) -> Forward | None:
+        """Where the RPC whose first message is ``first`` runs: ``None`` for here.
+
+        Claims the conversation when nobody (alive) owns it; raises :class:`RpcAbort`
+        when that cannot be decided (Redis unreachable for a conversation not held here).
+        """
+        conversation_id = first.conversation_id
+        forwarded = _forwarded.get()
+        conv = self.registry.get(conversation_id)
+        draining = self.app.draining and not forwarded
+        if conv is not None:
+            if draining and not self._open[conversation_id]:
+                peer = await self._live_peer()
+                if peer is not None:
+                    await self._hand_off(conv)
+                    return Forward(peer)
+            self._hold(conversation_id)
+            return None
+        try:
+            claim = await self._claim(conversation_id, session_end)
+        except Exception as exc:
+            log.error(
+                "Redis %s unreachable (%s): refusing the RPC of a conversation not held here",
+                self._redis_url,
+                type(exc).__name__,
+            )
+            raise RpcAbort(
+                "UNAVAILABLE",
+                "cluster state (Redis) is unreachable; new conversations are refused until "
+                "it is back",
+            ) from None
+        if claim.ours and draining:
+            # Claim nothing new while draining: a live peer takes the call on.
+            peer = await self._live_peer()
+            if peer is not None:
+                await self._release(conversation_id, keep_snapshot=True)
+                self._pending.pop(conversation_id, None)
+                return Forward(peer)
+        if claim.ours:
+            self._hold(conversation_id)
+            return None
+        assert claim.owner is not None
+        if forwarded:
+            raise RpcAbort("UNAVAILABLE", f"conversation is owned by instance {claim.previous}")
+        return Forward(claim.owner)
+
+    async def _claim(self, conversation_id: str, session_end: bool) -> Claim:
+        if session_end:
+            # Hanging up never claims: it goes to a live owner, or ends here quietly.
+            return await self.directory.claim(conversation_id, 1)
+        claim = await self.directory.claim(conversation_id, self.lease_ms)
+        if claim.status in ("claimed", "taken"):
+            snapshot = await self.directory.load_snapshot(conversation_id)
+            if snapshot is not None:
+                self._pending[conversation_id] = snapshot
+            if claim.status == "taken":
+                self.metrics.takeovers.inc()
+                log.warning(
+                    "took over conversation %s from lost instance %s (%s)",
+                    conversation_id,
+                    claim.previous,
+                    "with its snapshot" if snapshot is not None else "no snapshot",
+                )
+        return claim
+
+    def _hold(self, conversation_id: str) -> None:
+        """Count this RPC as open on the conversation until its task ends."""
+        self._open[conversation_id] += 1
+        task = asyncio.current_task()
+
+        def done(_: object) -> None:
+            self._open[conversation_id] -= 1
+            if self._open[conversation_id] <= 0:
+                del self._open[conversation_id]
+
+        if task is not None:
+            task.add_done_callback(done)
+
+    async def _live_peer(self) -> InstanceInfo | None:
+        try:
+            peers = [
+                i
+                for i in await self.directory.instances()
+                if i.instance_id != self.instance_id and not i.draining
+            ]
+        except Exception:
+            return None
+        return random.choice(peers) if peers else None
+
+    async def forward(
+        self,
+        route: Forward,
+        first: pb.VoiceVARequest,
+        rest: AsyncIterator[pb.VoiceVARequest],
+        out: RpcOutput,
+        tracking_id: str,
+    ) -> None:
+        """Proxy the RPC to its owner; if the owner is gone, wait for its lease and serve here.
+
+        Waiting is bounded by one lease plus a second: by then the owner's heartbeat has
+        expired and the claim succeeds (or another live instance holds the call).
+        """
+        owner, replay = route.owner, None
+        deadline = time.monotonic() + self.lease_ms / 1000 + 1.0
+        while True:
+            log.info(
+                "forwarding to owner %s at %s", owner.instance_id, owner.address,
+                extra={"owner_instance": owner.instance_id},
+            )  # fmt: skip
+            try:
+                await self.links.forward(owner.address, first, rest, out, tracking_id, replay)
+                return
+            except OwnerUnreachable as exc:
+                replay = exc.replay
+            log.warning("owner %s unreachable; waiting for its lease", owner.instance_id)
+            while True:
+                if time.monotonic() > deadline:
+                    raise RpcAbort("UNAVAILABLE", "the instance owning this call is unreachable")
+                await asyncio.sleep(_RETRY_S)
+                try:
+                    claim = await self._claim(first.conversation_id, False)
+                except Exception:
+                    continue
+                if claim.ours:
+                    self._hold(first.conversation_id)
+                    await self._run_here(replay, rest, out, tracking_id)
+                    return
+                assert claim.owner is not None
+                if claim.owner.instance_id != owner.instance_id:
+                    owner = claim.owner
+                    break
+
+    # --- the owner's side of forwarding ------------------------------------------------
+
+    async def _peer_rpc(
+        self,
+        requests: AsyncIterator[pb.VoiceVARequest],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[pb.VoiceVAResponse]:
+        """A peer forwards an RPC: check its credential, then serve it like any other."""
+        assert self._serve is not None
+        metadata = dict(context.invocation_metadata() or ())
+        try:
+            first = await self.engine.first_message(requests)
+        except RpcAbort as exc:
+            await context.abort(getattr(grpc.StatusCode, exc.code), exc.message)
+            return
+        if first is None:
+            return
+        token = metadata.get(METADATA_KEY)
+        try:
+            self.credential.verify(token if isinstance(token, str) else None, first.conversation_id)
+        except PeerAuthError as exc:
+            self.metrics.peer_rejections.labels(reason=exc.reason).inc()
+            log.warning("refused a forwarded RPC: peer credential %s", exc.reason)
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid peer credential")
+            return
+        self.metrics.peer_rpcs.inc()
+
+        async def chained() -> AsyncIterator[pb.VoiceVARequest]:
+            yield first
+            async for request in requests:
+                yield request
+
+        reset = _forwarded.set(True)
+        try:
+            async for response in self._serve(chained(), context):
+                yield response
+        finally:
+            _forwarded.reset(reset)
+
+    # --- conversation life --------------------------------------------------------------
+
+    def adopted(self, conv: Conversation) -> None:
+        """A conversation was made here: restore it from the snapshot its last owner saved."""
+        snapshot = self._pending.pop(conv.id, None)
+        if snapshot is not None:
+            apply_snapshot(conv, snapshot)
+            log.info("restored conversation from its snapshot (%d turns)", conv.turns)
+
+    async def turn_done(self, conversation_id: str) -> None:
+        """Save the conversation's snapshot after a turn, for whoever carries it on."""
+        conv = self.registry.get(conversation_id)
+        if conv is None or conv.ended:
+            return
+        await self._save(conv)
+
+    async def _save(self, conv: Conversation) -> bool:
+        try:
+            data = take_snapshot(conv)
+        except SnapshotError as exc:
+            self.metrics.snapshot_failures.inc()
+            log.error("%s; a move would lose this agent's memory", exc)
+            return False
+        except Exception:
+            self.metrics.snapshot_failures.inc()
+            log.exception("agent %r snapshot() failed", conv.spec.virtual_agent_id)
+            return False
+        try:
+            await self.directory.save_snapshot(conv.id, data, self.app.config.conversation_ttl_s)
+        except Exception as exc:
+            self.metrics.snapshot_failures.inc()
+            if self.redis_ok:  # during a known outage the heartbeat has said so once
+                log.warning("snapshot not saved: Redis %s", type(exc).__name__)
+            return False
+        return True
+
+    def ended(self, conv: Conversation, reason: str) -> None:
+        """A conversation ended here: release its lease (keeping the snapshot if it moves on)."""
+        if reason == "lease_lost":
+            return
+        keep = reason in ("moved", "server_stop")
+        task = asyncio.create_task(self._release(conv.id, keep))
+        self._release_tasks.add(task)
+        task.add_done_callback(self._release_tasks.discard)
+
+    async def _release(self, conversation_id: str, keep_snapshot: bool) -> None:
+        try:
+            await self.directory.release(conversation_id, keep_snapshot=keep_snapshot)
+        except Exception as exc:
+            log.warning(
+                "lease of %s not released (Redis %s); it expires on its own",
+                conversation_id,
+                type(exc).__name__,
+            )
+
+    async def _hand_off(self, conv: Conversation) -> None:
+        """Draining: save the conversation and let it go, so a peer carries it on."""
+        saved = await self._save(conv)
+        self.metrics.handoffs.inc()
+        log.info("handing conversation on to a peer (snapshot %s)", "saved" if saved else "lost")
+        await self.engine.end(conv, "moved")
+        await asyncio.gather(*self._release_tasks, return_exceptions=True)
+
+    async def drain_started(self) -> None:
+        """Tell peers at once that this instance is draining (they stop sending it calls)."""
+        await self._beat()
+
+    async def hand_off_all(self) -> None:
+        """End of a drain: every conversation still held moves on with its snapshot."""
+        for conv in self.registry.all():
+            if not conv.ended:
+                await self._hand_off(conv)

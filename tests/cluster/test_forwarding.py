@@ -1,0 +1,160 @@
+"""Two instances, one Redis: RPCs of a call land on either instance and the call goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+import pytest
+from cluster_helpers import SECRET, AlternatingCall, RedisProcess, cluster_settings, forwarded
+
+import byova_media
+from byova_media._proto import voicevirtualagent_pb2 as pb
+from byova_media.agent import Agent, AgentSpec, BargeIn, Reply, SessionStart, Utterance
+from byova_media.call import Call
+from byova_media.cluster.credential import METADATA_KEY, PeerCredential
+from byova_media.cluster.forwarding import FORWARD_METHOD
+
+FINAL = pb.VoiceVAResponse.FINAL
+
+
+def assert_completed(result: Any) -> None:
+    assert result.code == grpc.StatusCode.OK, result.details
+    assert len(result.finals) == 1
+    assert result.responses[-1].response_type == FINAL
+
+
+async def test_alternating_rpcs_keep_the_digit_history(
+    byova_server: Any, webex: Any, redis: RedisProcess, speech: Any
+) -> None:
+    a = await byova_server(plugins=["echo"], **cluster_settings(redis))
+    b = await byova_server(plugins=["echo"], **cluster_settings(redis))
+    call = AlternatingCall([await webex(a), await webex(b)])
+    results = [await call.start()]
+    for key in "42":
+        results.append(await call.dtmf(key))
+    results.append(await call.say(speech(800)))
+    results.append(await call.dtmf("7"))
+    answer = await call.dtmf("#")
+    results += [answer, await call.hang_up()]
+    for result in results:
+        assert_completed(result)
+    assert answer.prompt_texts == ["Digits so far: 4 2 7"]
+    assert forwarded(b) > 0
+    assert len(a.servicer.registry) == len(b.servicer.registry) == 0
+
+
+class LongWelcome(Agent):
+    """A 30 s bargeable welcome streamed as it is made; records barge-ins."""
+
+    def __init__(self, log: list[tuple[str, Any]]) -> None:
+        self.log = log
+
+    async def on_start(self, call: Call, start: SessionStart) -> Reply:
+        async def pieces() -> AsyncIterator[bytes]:
+            for _ in range(30):
+                yield b"\xfe" * 8000
+                await asyncio.sleep(0)
+
+        return Reply.say(pieces(), text="long welcome", barge_in=True)
+
+    async def on_utterance(self, call: Call, utterance: Utterance) -> Reply:
+        return Reply.say(b"\xff" * 800, text="heard you")
+
+    async def on_barge_in(self, call: Call, barge_in: BargeIn) -> None:
+        self.log.append(("barge_in", barge_in))
+
+
+def long_welcome_plugin(log: list[tuple[str, Any]]) -> object:
+    class Plugin:
+        @byova_media.hookimpl
+        def byova_register_agents(self, app: Any, register: Callable[[AgentSpec], None]) -> None:
+            register(AgentSpec("long", lambda call: LongWelcome(log)))
+
+    return Plugin()
+
+
+async def test_a_barge_in_on_another_instance_stops_the_owners_prompt(
+    byova_server: Any, webex: Any, redis: RedisProcess, speech: Any, record_property: Any
+) -> None:
+    log: list[tuple[str, Any]] = []
+    plugin = [("long", long_welcome_plugin(log))]
+    settings = cluster_settings(redis, chunk_lead_ms=1000)
+    a = await byova_server(extra_plugins=plugin, **settings)
+    b = await byova_server(extra_plugins=plugin, **settings)
+    call = AlternatingCall([await webex(a, realtime=True), await webex(b, realtime=True)], "long")
+    welcome_started = time.monotonic()
+    welcome = asyncio.create_task(call.start())  # on A
+    await asyncio.sleep(0.3)
+    assert not welcome.done()  # A is streaming its 30 s welcome
+    turn_started = time.monotonic()
+    turn = await call.say(speech(600), lead_silence_ms=600)  # on B, forwarded to A
+    first = await welcome
+    assert_completed(first)
+    assert_completed(turn)
+    assert turn.events[:2] == ["START_OF_INPUT", "END_OF_INPUT"]
+    assert turn.prompt_texts == ["heard you"]
+    assert [kind for kind, _ in log] == ["barge_in"]
+    assert len(first.audio) < 30 * 8000  # the welcome stopped early
+    # From the caller's speech start (START_OF_INPUT on B) to the end of A's prompt RPC.
+    speech_at = turn_started + (turn.time_of("START_OF_INPUT") or 0.0)
+    stopped_at = welcome_started + (first.time_of("FINAL") or 0.0)
+    record_property("barge_in_across_instances_ms", round((stopped_at - speech_at) * 1000, 1))
+    assert forwarded(b) == 1
+
+
+async def test_a_forwarded_rpc_without_a_valid_peer_credential_is_refused(
+    byova_server: Any, redis: RedisProcess
+) -> None:
+    a = await byova_server(plugins=["echo"], **cluster_settings(redis))
+    request = pb.VoiceVARequest(
+        conversation_id="c-1",
+        virtual_agent_id="echo",
+        event_input=pb.EventInput(event_type=pb.EventInput.SESSION_START),
+    )
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{a.port}") as channel:
+        method = channel.stream_stream(
+            FORWARD_METHOD,
+            request_serializer=pb.VoiceVARequest.SerializeToString,
+            response_deserializer=pb.VoiceVAResponse.FromString,
+        )
+        forged = PeerCredential("some-other-secret-entirely").sign("c-1")
+        stolen = PeerCredential(SECRET).sign("another-conversation")
+        for metadata in ((), ((METADATA_KEY, forged),), ((METADATA_KEY, stolen),)):
+            call = method(iter([request]), metadata=metadata)
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                _ = [r async for r in call]
+            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        good = method(
+            iter([request]), metadata=((METADATA_KEY, PeerCredential(SECRET).sign("c-1")),)
+        )
+        responses = [r async for r in good]
+        assert responses[-1].response_type == FINAL
+    assert len(a.servicer.registry) == 1  # only the signed RPC reached the engine
+
+
+async def test_lost_redis_keeps_owned_calls_and_refuses_new_ones(
+    byova_server: Any, webex: Any, redis: RedisProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    a = await byova_server(plugins=["echo"], **cluster_settings(redis, lease_s=0.6))
+    sim = await webex(a)
+    owned = sim.call("echo")
+    assert_completed(await owned.start())
+    redis.stop()
+    refused = await sim.call("echo").start()
+    assert refused.code == grpc.StatusCode.UNAVAILABLE
+    assert "Redis" in refused.details
+    await owned.dtmf("3")
+    assert (await owned.dtmf("#")).prompt_texts == ["Digits so far: 3"]
+    redis.start()
+    for _ in range(50):  # the next heartbeat notices Redis is back
+        if a.cluster is not None and a.cluster.redis_ok:
+            break
+        await asyncio.sleep(0.1)
+    assert_completed(await sim.call("echo").start())
+    assert_completed(await owned.hang_up())
+    errors = [r for r in caplog.records if "refusing the RPC" in r.getMessage()]
+    assert len(errors) == 1 and errors[0].levelname == "ERROR"
