@@ -28,7 +28,7 @@ def assert_completed(result: Any) -> None:
 
 
 async def test_alternating_rpcs_keep_the_digit_history(
-    byova_server: Any, webex: Any, redis: RedisProcess, speech: Any
+    redis: RedisProcess, byova_server: Any, webex: Any, speech: Any
 ) -> None:
     a = await byova_server(plugins=["echo"], **cluster_settings(redis))
     b = await byova_server(plugins=["echo"], **cluster_settings(redis))
@@ -44,7 +44,7 @@ async def test_alternating_rpcs_keep_the_digit_history(
         assert_completed(result)
     assert answer.prompt_texts == ["Digits so far: 4 2 7"]
     assert forwarded(b) > 0
-    assert len(a.servicer.registry) == len(b.servicer.registry) == 0
+    assert len(a.engine.registry) == len(b.engine.registry) == 0
 
 
 class LongWelcome(Agent):
@@ -78,7 +78,7 @@ def long_welcome_plugin(log: list[tuple[str, Any]]) -> object:
 
 
 async def test_a_barge_in_on_another_instance_stops_the_owners_prompt(
-    byova_server: Any, webex: Any, redis: RedisProcess, speech: Any, record_property: Any
+    redis: RedisProcess, byova_server: Any, webex: Any, speech: Any, record_property: Any
 ) -> None:
     log: list[tuple[str, Any]] = []
     plugin = [("long", long_welcome_plugin(log))]
@@ -107,7 +107,7 @@ async def test_a_barge_in_on_another_instance_stops_the_owners_prompt(
 
 
 async def test_a_forwarded_rpc_without_a_valid_peer_credential_is_refused(
-    byova_server: Any, redis: RedisProcess
+    redis: RedisProcess, byova_server: Any
 ) -> None:
     a = await byova_server(plugins=["echo"], **cluster_settings(redis))
     request = pb.VoiceVARequest(
@@ -133,11 +133,11 @@ async def test_a_forwarded_rpc_without_a_valid_peer_credential_is_refused(
         )
         responses = [r async for r in good]
         assert responses[-1].response_type == FINAL
-    assert len(a.servicer.registry) == 1  # only the signed RPC reached the engine
+    assert len(a.engine.registry) == 1  # only the signed RPC reached the engine
 
 
 async def test_lost_redis_keeps_owned_calls_and_refuses_new_ones(
-    byova_server: Any, webex: Any, redis: RedisProcess, caplog: pytest.LogCaptureFixture
+    redis: RedisProcess, byova_server: Any, webex: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     a = await byova_server(plugins=["echo"], **cluster_settings(redis, lease_s=0.6))
     sim = await webex(a)
