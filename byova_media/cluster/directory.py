@@ -4,7 +4,7 @@ Keys (``prefix`` defaults to ``byova:``):
 
 - ``instance:<id>``: the instance's address and draining flag, expiring one lease after
   its last heartbeat; a missing key means the instance is gone.
-- ``owner:<conversation>``: the owning instance id, with a TTL of one lease that the
+- ``owner:<conversation>``: the owning instance id, with a TTL (two leases) that the
   owner renews while the call lives.
 - ``snapshot:<conversation>``: the conversation's state after its last turn.
 

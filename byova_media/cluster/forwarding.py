@@ -27,8 +27,13 @@ __all__ = ["FORWARD_METHOD", "OwnerUnreachable", "PeerLinks"]
 FORWARD_METHOD = "/byova_media.cluster.v1.Peer/Forward"
 
 
+#: Refusals before the owner answered anything: unreachable (or not the owner any more),
+#: or draining and the call handed on. The edge routes the RPC again.
+_RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED)
+
+
 class OwnerUnreachable(Exception):
-    """The owner could not be reached before it answered anything: safe to retry elsewhere.
+    """The owner did not take the RPC before it answered anything: safe to route it again.
 
     ``replay`` holds the requests already taken from the caller, to send again.
     """
@@ -117,8 +122,8 @@ class PeerLinks:
                     answered, sent = True, None
                 out.queue.put_nowait(response)
         except grpc.aio.AioRpcError as exc:
-            if not answered and exc.code() == grpc.StatusCode.UNAVAILABLE:
-                self._metrics.forwarded.labels(status="owner_unreachable").inc()
+            if not answered and exc.code() in _RETRYABLE:
+                self._metrics.forwarded.labels(status="retried").inc()
                 writer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await writer

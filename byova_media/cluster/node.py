@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 #: True while serving an RPC a peer forwarded: it is never forwarded again.
 _forwarded: contextvars.ContextVar[bool] = contextvars.ContextVar("byova_forwarded", default=False)
 _RETRY_S = 0.1
+#: A draining instance stops only after this long without a new RPC: a balancer notices
+#: NOT_SERVING within its health-check interval, and until then still sends RPCs here.
+DRAIN_QUIET_S = 1.5
+_MOVED = "this instance is draining and has handed the call on; retry it elsewhere"
 
 ServeRpc = Callable[[AsyncIterator[pb.VoiceVARequest], Any], AsyncIterator[pb.VoiceVAResponse]]
 
@@ -72,6 +76,9 @@ class ClusterNode:
         self.app = app
         self.instance_id = uuid.uuid4().hex[:12]
         self.lease_ms = int(config.cluster_lease_s * 1000)
+        # Conversation leases outlive the heartbeat, so a crashed owner is seen as lost
+        # (heartbeat gone: a take-over) before its leases could lapse on their own.
+        self._owner_ttl_ms = 2 * self.lease_ms
         self.metrics = ClusterMetrics(app.metrics)
         self.credential = PeerCredential(config.cluster_secret.get_secret_value())
         self._redis = aioredis.Redis.from_url(
@@ -87,6 +94,7 @@ class ClusterNode:
         self._engine: Engine | None = None
         self._serve: ServeRpc | None = None
         self._forwarding = 0
+        self._last_rpc_at = 0.0
         self._idle = asyncio.Event()
         self._idle.set()
         self._ticker: asyncio.Task[None] | None = None
@@ -157,7 +165,7 @@ class ClusterNode:
         try:
             info = InstanceInfo(self.instance_id, self.address, self.app.draining)
             await self.directory.heartbeat(info, self.lease_ms)
-            lost = await self.directory.renew(owned, self.lease_ms)
+            lost = await self.directory.renew(owned, self._owner_ttl_ms)
         except Exception as exc:
             self.metrics.lease_renew_failures.inc()
             if self.redis_ok:
@@ -188,6 +196,7 @@ class ClusterNode:
 
         Same contract as :meth:`Engine.run_rpc`; a forwarded RPC's kind is ``forwarded``.
         """
+        self._last_rpc_at = time.monotonic()
         first = await self.engine.first_message(requests)
         if first is None:
             return await self.engine.run_rpc(requests, out, tracking_id)  # completes quietly
@@ -208,8 +217,13 @@ class ClusterNode:
         return "forwarded"
 
     async def wait_idle(self) -> None:
-        """Return when no RPC is being forwarded from here (the drain waits for it)."""
-        await self._idle.wait()
+        """Return when nothing is forwarded from here and no RPC came for a while (drain)."""
+        while True:
+            await self._idle.wait()
+            quiet = time.monotonic() - self._last_rpc_at
+            if quiet >= DRAIN_QUIET_S and self._idle.is_set():
+                return
+            await asyncio.sleep(max(DRAIN_QUIET_S - quiet, 0.05))
 
     async def _run_here(
         self,
@@ -240,13 +254,9 @@ class ClusterNode:
         conversation_id = first.conversation_id
         forwarded = _forwarded.get()
         conv = self.registry.get(conversation_id)
-        draining = self.app.draining and not forwarded
         if conv is not None:
-            if draining and not self._open[conversation_id]:
-                peer = await self._live_peer()
-                if peer is not None:
-                    await self._hand_off(conv)
-                    return Forward(peer)
+            if self.app.draining and not self._open[conversation_id]:
+                return await self._move_on(conv, forwarded)
             self._hold(conversation_id)
             return None
         try:
@@ -262,14 +272,9 @@ class ClusterNode:
                 "cluster state (Redis) is unreachable; new conversations are refused until "
                 "it is back",
             ) from None
-        if claim.ours and draining:
-            # Claim nothing new while draining: a live peer takes the call on.
-            peer = await self._live_peer()
-            if peer is not None:
-                await self._release(conversation_id, keep_snapshot=True)
-                self._pending.pop(conversation_id, None)
-                return Forward(peer)
         if claim.ours:
+            if self.app.draining and (moved := await self._give_back(claim, forwarded)):
+                return moved
             self._hold(conversation_id)
             return None
         assert claim.owner is not None
@@ -277,11 +282,38 @@ class ClusterNode:
             raise RpcAbort("UNAVAILABLE", f"conversation is owned by instance {claim.previous}")
         return Forward(claim.owner)
 
+    async def _move_on(self, conv: Conversation, forwarded: bool) -> Forward | None:
+        """Draining, and the call has no open RPC here: hand it on to a peer.
+
+        A peer's forwarded RPC is refused with ABORTED once the call is released; that
+        peer then claims the call and serves the RPC itself.
+        """
+        peer = None if forwarded else await self._live_peer()
+        if not forwarded and peer is None:
+            self._hold(conv.id)
+            return None  # nobody to take it: keep serving it here
+        await self._hand_off(conv)
+        if peer is None:
+            raise RpcAbort("ABORTED", _MOVED)
+        return Forward(peer)
+
+    async def _give_back(self, claim: Claim, forwarded: bool) -> Forward | None:
+        """Draining, and the RPC just claimed a call: release it so a live peer takes it."""
+        peer = None if forwarded else await self._live_peer()
+        if not forwarded and peer is None:
+            return None
+        conversation_id = conversation_id_var.get()
+        await self._release(conversation_id, keep_snapshot=True)
+        self._pending.pop(conversation_id, None)
+        if peer is None:
+            raise RpcAbort("ABORTED", _MOVED)
+        return Forward(peer)
+
     async def _claim(self, conversation_id: str, session_end: bool) -> Claim:
         if session_end:
             # Hanging up never claims: it goes to a live owner, or ends here quietly.
             return await self.directory.claim(conversation_id, 1)
-        claim = await self.directory.claim(conversation_id, self.lease_ms)
+        claim = await self.directory.claim(conversation_id, self._owner_ttl_ms)
         if claim.status in ("claimed", "taken"):
             snapshot = await self.directory.load_snapshot(conversation_id)
             if snapshot is not None:
@@ -345,7 +377,7 @@ class ClusterNode:
                 return
             except OwnerUnreachable as exc:
                 replay = exc.replay
-            log.warning("owner %s unreachable; waiting for its lease", owner.instance_id)
+            log.warning("owner %s did not take the RPC; routing it again", owner.instance_id)
             while True:
                 if time.monotonic() > deadline:
                     raise RpcAbort("UNAVAILABLE", "the instance owning this call is unreachable")

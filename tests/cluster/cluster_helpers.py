@@ -95,5 +95,5 @@ def forwarded(server: Server) -> float:
     value = server.app.metrics.registry.get_sample_value
     return sum(
         value("byova_cluster_forwarded_rpcs_total", {"status": s}) or 0.0
-        for s in ("OK", "owner_unreachable", "UNAVAILABLE", "INTERNAL", "UNAUTHENTICATED")
+        for s in ("OK", "retried", "INTERNAL", "UNAUTHENTICATED")
     )
