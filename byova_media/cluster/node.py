@@ -33,6 +33,7 @@ from byova_media.rpc import RpcAbort, RpcOutput
 
 if TYPE_CHECKING:
     from byova_media.app import App
+    from byova_media.config import Config
     from byova_media.conversation import Conversation, ConversationRegistry
     from byova_media.engine import Engine
 
@@ -85,7 +86,9 @@ class ClusterNode:
             config.cluster_redis_url, socket_timeout=config.cluster_lease_s / 3
         )
         self.directory = Directory(self._redis, self.instance_id)
-        self.links = PeerLinks(self.credential, self.metrics, config.max_message_bytes)
+        self.links = PeerLinks(
+            self.credential, self.metrics, config.max_message_bytes, _peer_tls(config)
+        )
         self.address = ""
         self.redis_ok = True
         self._redis_url = redact_url(config.cluster_redis_url)
@@ -506,3 +509,17 @@ class ClusterNode:
         for conv in self.registry.all():
             if not conv.ended:
                 await self._hand_off(conv)
+
+
+def _peer_tls(config: Config) -> grpc.ChannelCredentials | None:
+    """TLS to peers when this instance serves TLS: its own certificate is the client
+    certificate (peers that require mTLS check it), the client CA (else the system
+    roots) verifies theirs."""
+    if config.tls_cert_file is None or config.tls_key_file is None:
+        return None
+    ca = config.tls_client_ca_file
+    return grpc.ssl_channel_credentials(
+        root_certificates=ca.read_bytes() if ca is not None else None,
+        private_key=config.tls_key_file.read_bytes(),
+        certificate_chain=config.tls_cert_file.read_bytes(),
+    )
