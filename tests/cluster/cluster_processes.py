@@ -12,9 +12,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from cluster_helpers import SECRET, RedisProcess, free_port
 
 from byova_media.testing.process import ServedProcess, serve_process
+from tests.cluster.cluster_helpers import SECRET, RedisProcess, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 ENVOY_CONFIG = REPO / "deploy" / "envoy" / "envoy.yaml"

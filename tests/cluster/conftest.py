@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster_helpers import RedisProcess
+
+from tests.cluster.cluster_helpers import RedisProcess
 
 
 @pytest.fixture

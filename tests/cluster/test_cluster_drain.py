@@ -6,9 +6,9 @@ import asyncio
 from typing import Any
 
 import grpc
-from cluster_helpers import AlternatingCall, RedisProcess, cluster_settings
 
 from byova_media.testing.simulator import RpcResult
+from tests.cluster.cluster_helpers import AlternatingCall, RedisProcess, cluster_settings
 
 
 def ok(result: RpcResult) -> RpcResult:

@@ -16,10 +16,10 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
-from cluster_helpers import AlternatingCall, RedisProcess
-from cluster_processes import envoy_proxy, instance, metric
 
 from byova_media.testing.simulator import RpcResult, SimulatedCall, WebexSimulator
+from tests.cluster.cluster_helpers import AlternatingCall, RedisProcess
+from tests.cluster.cluster_processes import envoy_proxy, instance, metric
 
 pytestmark = pytest.mark.e2e
 

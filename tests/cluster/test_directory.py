@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
-from cluster_helpers import RedisProcess
 
 from byova_media.cluster.directory import Directory, InstanceInfo
+from tests.cluster.cluster_helpers import RedisProcess
 
 LEASE_MS = 5000
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import grpc
 import pytest
-from cluster_helpers import SECRET, AlternatingCall, RedisProcess, cluster_settings, forwarded
 
 import byova_media
 from byova_media._proto import voicevirtualagent_pb2 as pb
@@ -17,6 +16,13 @@ from byova_media.agent import Agent, AgentSpec, BargeIn, Reply, SessionStart, Ut
 from byova_media.call import Call
 from byova_media.cluster.credential import METADATA_KEY, PeerCredential
 from byova_media.cluster.forwarding import FORWARD_METHOD
+from tests.cluster.cluster_helpers import (
+    SECRET,
+    AlternatingCall,
+    RedisProcess,
+    cluster_settings,
+    forwarded,
+)
 
 FINAL = pb.VoiceVAResponse.FINAL
 
