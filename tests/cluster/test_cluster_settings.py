@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from byova_media.app import App
 from byova_media.cli import _load_config as load_config_from_args
 from byova_media.cli import build_parser
+from byova_media.cluster import ClusterNode
 from byova_media.config import Config, ConfigError
 from byova_media.plugins import PluginHost
 
@@ -73,3 +75,10 @@ def test_cluster_mode_without_a_secret_says_what_to_set() -> None:
 def test_advertise_address_must_be_host_and_port(bad: str) -> None:
     with pytest.raises(ConfigError, match=r"advertise_address: .*HOST:PORT"):
         Config.load(overrides={"advertise_address": bad})
+
+
+async def test_the_redis_password_is_not_in_the_node_repr() -> None:
+    config = Config.load(env={**ENV, "BYOVA_MEDIA_CLUSTER_REDIS_URL": "redis://:hunter2@h:1/0"})
+    node = ClusterNode(App(config=config, plugins=PluginHost.create(discover=False)))
+    assert "hunter2" not in repr(node) and SECRET not in repr(node)
+    assert "h:1/0" in repr(node)
