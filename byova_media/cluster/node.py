@@ -71,6 +71,7 @@ class ClusterNode:
 
     def __init__(self, app: App) -> None:
         import redis.asyncio as aioredis  # only cluster mode needs Redis
+        from redis.exceptions import RedisError
 
         config = app.config
         assert config.cluster_redis_url and config.cluster_secret, "validated by Config"
@@ -91,6 +92,7 @@ class ClusterNode:
         )
         self.address = ""
         self.redis_ok = True
+        self._redis_errors: tuple[type[Exception], ...] = (RedisError, OSError)
         self._redis_url = redact_url(config.cluster_redis_url)
         self._pending: dict[str, dict[str, Any]] = {}
         self._open: Counter[str] = Counter()
@@ -264,7 +266,7 @@ class ClusterNode:
             return None
         try:
             claim = await self._claim(conversation_id, session_end)
-        except Exception as exc:
+        except self._redis_errors as exc:
             log.error(
                 "Redis %s unreachable (%s): refusing the RPC of a conversation not held here",
                 self._redis_url,
@@ -276,7 +278,7 @@ class ClusterNode:
                 "it is back",
             ) from None
         if claim.ours:
-            if self.app.draining and (moved := await self._give_back(claim, forwarded)):
+            if self.app.draining and (moved := await self._give_back(conversation_id, forwarded)):
                 return moved
             self._hold(conversation_id)
             return None
@@ -300,12 +302,11 @@ class ClusterNode:
             raise RpcAbort("ABORTED", _MOVED)
         return Forward(peer)
 
-    async def _give_back(self, claim: Claim, forwarded: bool) -> Forward | None:
+    async def _give_back(self, conversation_id: str, forwarded: bool) -> Forward | None:
         """Draining, and the RPC just claimed a call: release it so a live peer takes it."""
         peer = None if forwarded else await self._live_peer()
         if not forwarded and peer is None:
             return None
-        conversation_id = conversation_id_var.get()
         await self._release(conversation_id, keep_snapshot=True)
         self._pending.pop(conversation_id, None)
         if peer is None:
