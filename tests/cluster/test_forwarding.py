@@ -11,6 +11,8 @@ import grpc
 import pytest
 
 import byova_media
+from byova_control.interceptor import JwsInterceptor
+from byova_control.jws import JwsError, VerifiedClaims
 from byova_media._proto import voicevirtualagent_pb2 as pb
 from byova_media.agent import Agent, AgentSpec, BargeIn, Reply, SessionStart, Utterance
 from byova_media.call import Call
@@ -164,3 +166,39 @@ async def test_lost_redis_keeps_owned_calls_and_refuses_new_ones(
     assert_completed(await owned.hang_up())
     errors = [r for r in caplog.records if "refusing the RPC" in r.getMessage()]
     assert len(errors) == 1 and errors[0].levelname == "ERROR"
+
+
+class FixedVerifier:
+    """Accepts one token: stands in for the control plugin's JWS verifier."""
+
+    async def verify(self, token: str) -> VerifiedClaims:
+        if token != "good-token":
+            raise JwsError("bad_signature")
+        return VerifiedClaims("org", "issuer", "subject", "audience", "jti", 2e9, {})
+
+
+def jws_plugin() -> object:
+    class Plugin:
+        @byova_media.hookimpl
+        def byova_grpc_interceptors(self, app: Any) -> list[Any]:
+            return [JwsInterceptor(FixedVerifier(), app.metrics)]  # type: ignore[arg-type]
+
+    return Plugin()
+
+
+async def test_the_edge_checks_the_callers_token_before_forwarding(
+    redis: RedisProcess, byova_server: Any, webex: Any
+) -> None:
+    plugins = [("jws", jws_plugin())]
+    a = await byova_server(plugins=["echo"], extra_plugins=plugins, **cluster_settings(redis))
+    b = await byova_server(plugins=["echo"], extra_plugins=plugins, **cluster_settings(redis))
+    call = AlternatingCall([await webex(a, token="good-token"), await webex(b, token="good-token")])
+    assert_completed(await call.start())  # on A
+    assert_completed(await call.dtmf("4"))  # START_OF_DTMF on B (forwarded), digits on A
+    assert forwarded(b) == 1  # the peer hop itself needs no caller token
+    intruder = AlternatingCall([await webex(b, token="stolen")])
+    intruder.conversation_id = call.conversation_id
+    refused = await intruder.dtmf("9")
+    assert refused.code == grpc.StatusCode.UNAUTHENTICATED
+    assert forwarded(b) == 1  # refused at the edge: nothing reached the owner
+    assert (await call.dtmf("#")).prompt_texts == ["Digits so far: 4"]
