@@ -41,34 +41,50 @@ def ok(result: RpcResult) -> RpcResult:
     return result
 
 
-async def whole_call(call: SimulatedCall, speech: Callable[..., np.ndarray], key: str) -> None:
-    """Welcome, three spoken turns, a barge-in, a key, # (checked), hang-up."""
+async def whole_call(
+    call: SimulatedCall, speech: Callable[..., np.ndarray], key: str, *, barge: bool = True
+) -> None:
+    """Welcome, three spoken turns, a barge-in, a key, # (checked), hang-up.
+
+    Without ``barge`` the barge-in is replaced by two more plain turns.
+    """
     try:
-        await _whole_call(call, speech, key)
+        await _whole_call(call, speech, key, barge)
     except Exception as exc:
         raise AssertionError(f"call {call.conversation_id}:\n{call.timeline()}") from exc
 
 
-async def _whole_call(call: SimulatedCall, speech: Callable[..., np.ndarray], key: str) -> None:
+async def _whole_call(
+    call: SimulatedCall, speech: Callable[..., np.ndarray], key: str, barge: bool
+) -> None:
     ok(await call.start())
-    for n in range(3):
+    for n in range(3 if barge else 5):
         turn = ok(await call.say(speech(300, seed=n)))
         assert turn.events[:2] == ["START_OF_INPUT", "END_OF_INPUT"]
+    if barge:
+        await _barge_in(call, speech)
+    ok(await call.dtmf(key))
+    assert ok(await call.dtmf("#")).prompt_texts == [f"Digits so far: {key}"]
+    ok(await call.hang_up())
+
+
+async def _barge_in(call: SimulatedCall, speech: Callable[..., np.ndarray]) -> None:
+    """A long turn whose echo the caller interrupts with another turn."""
     before = len(call.history)
     long_turn = asyncio.create_task(call.say(speech(6000, seed=7)))
     await until(
         lambda: (
-            len(call.history) > before
-            and any("audio" in what for _, what in call.history[before].timeline)
+            long_turn.done()
+            or (
+                len(call.history) > before
+                and any("audio" in what for _, what in call.history[before].timeline)
+            )
         )
     )  # the echo of the long turn is playing
-    barge = ok(await call.say(speech(400, seed=8)))
-    assert barge.events[:2] == ["START_OF_INPUT", "END_OF_INPUT"]
+    interruption = ok(await call.say(speech(400, seed=8)))
+    assert interruption.events[:2] == ["START_OF_INPUT", "END_OF_INPUT"]
     cut = ok(await long_turn)
-    assert len(cut.audio) < 6000 * 8, call.timeline()  # the prompt stopped before its end
-    ok(await call.dtmf(key))
-    assert ok(await call.dtmf("#")).prompt_texts == [f"Digits so far: {key}"]
-    ok(await call.hang_up())
+    assert len(cut.audio) < 6000 * 8  # the prompt stopped before its end
 
 
 async def test_fifty_calls_behind_envoy_stay_on_their_instance(
@@ -151,7 +167,8 @@ async def test_sigterm_during_twenty_active_calls_fails_no_rpc(
     ):
         calls = [sim.call("echo") for _ in range(20)]
         running = [
-            asyncio.create_task(whole_call(c, speech, str(1 + n % 9))) for n, c in enumerate(calls)
+            asyncio.create_task(whole_call(c, speech, str(1 + n % 9), barge=False))
+            for n, c in enumerate(calls)
         ]
         await asyncio.sleep(1.0)  # every call is under way
         assert not any(t.done() for t in running)
