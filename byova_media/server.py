@@ -236,7 +236,9 @@ class Server:
         if self._watchdog is not None:
             await self._watchdog.stop()
         if self._grpc is not None:
-            await self._grpc.stop(grace_s)
+            # In a cluster, an RPC that a balancer or peer sent in the instant before the
+            # port closes still finishes: cutting it would fail a call that could go on.
+            await self._grpc.stop(max(grace_s, 2.0) if self.cluster is not None else grace_s)
         if self._engine is not None:
             for conv in self._engine.registry.all():
                 await self._engine.end(conv, "server_stop")

@@ -124,22 +124,24 @@ class PeerLinks:
         except grpc.aio.AioRpcError as exc:
             if not answered and exc.code() in _RETRYABLE:
                 self._metrics.forwarded.labels(status="retried").inc()
-                writer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await writer
+                await _stop(writer)
                 raise OwnerUnreachable(list(sent or [])) from None
             self._metrics.forwarded.labels(status=exc.code().name).inc()
             raise RpcAbort(exc.code().name, exc.details() or "the owning instance failed") from None
         finally:
             if not call.done():
                 call.cancel()  # the caller went away: the owner's RPC ends too
-            if not writer.done():
-                writer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await writer
+            await _stop(writer)
         self._metrics.forwarded.labels(status="OK").inc()
 
     async def close(self) -> None:
         for channel in self._channels.values():
             await channel.close()
         self._channels.clear()
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
