@@ -27,9 +27,16 @@ __all__ = ["FORWARD_METHOD", "OwnerUnreachable", "PeerLinks"]
 FORWARD_METHOD = "/byova_media.cluster.v1.Peer/Forward"
 
 
-#: Refusals before the owner answered anything: unreachable (or not the owner any more),
-#: or draining and the call handed on. The edge routes the RPC again.
-_RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED)
+#: Failures before the owner answered anything: unreachable (or not the owner any more),
+#: draining and the call handed on, or its connection cut as it stopped. The caller has
+#: seen nothing, so the edge routes the RPC again (as Envoy retries a reset before any
+#: response); an owner that is still alive and holds the call gets it once more.
+_RETRYABLE = (
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.CANCELLED,
+)
 
 
 class OwnerUnreachable(Exception):
