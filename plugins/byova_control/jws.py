@@ -6,8 +6,8 @@ only RS256 is accepted, and the Webex signing keys are cached per issuer with a 
 refresh on an unknown ``kid`` and stale keys kept when the broker cannot be reached.
 
 Rejection reasons (:attr:`JwsError.reason`, also the metric label) are a small fixed set:
-``missing``, ``malformed``, ``alg``, ``issuer``, ``kid``, ``key_alg``, ``jwks_unavailable``,
-``signature``, ``expired``, ``iat_future``, ``not_yet_valid``, ``claims``,
+``missing``, ``malformed``, ``alg``, ``issuer``, ``kid``, ``key_alg``, ``key_size``,
+``jwks_unavailable``, ``signature``, ``expired``, ``iat_future``, ``not_yet_valid``, ``claims``,
 ``datasource_url``, ``schema``, ``org``, ``org_lookup``.
 """
 
@@ -31,6 +31,7 @@ __all__ = [
     "BYOVA_SCHEMA_ID",
     "DEFAULT_ISSUERS",
     "JWKS_PATH",
+    "MIN_RSA_KEY_BITS",
     "JwsError",
     "JwsVerifier",
     "VerifiedClaims",
@@ -60,6 +61,8 @@ _CLAIM_ORG = "com.cisco.org.uuid"
 # Real tokens are ~1 KiB; anything far larger is refused before any decoding work.
 _MAX_TOKEN_CHARS = 16 * 1024
 _JWKS_TIMEOUT_S = 5.0
+#: Smallest RSA modulus accepted (NIST SP 800-131A); a JWKS may not downgrade us below it.
+MIN_RSA_KEY_BITS = 2048
 
 
 class JwsError(Exception):
@@ -85,9 +88,9 @@ class VerifiedClaims:
 
 @dataclass
 class _KeySet:
-    """Keys of one issuer by ``kid``; ``None`` marks a published key we refuse to use."""
+    """Keys of one issuer by ``kid``; a published key we refuse to use maps to the reason."""
 
-    keys: dict[str, jwt.PyJWK | None]
+    keys: dict[str, jwt.PyJWK | str]
     fetched_at: float
 
 
@@ -166,8 +169,8 @@ class JwsVerifier:
         if kid not in keyset.keys:
             raise JwsError("kid")
         key = keyset.keys[kid]
-        if key is None:
-            raise JwsError("key_alg")
+        if isinstance(key, str):
+            raise JwsError(key)
         return key
 
     async def _refresh(self, issuer: str) -> None:
@@ -324,15 +327,20 @@ def _parse_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return _b64_json(parts[0]), _b64_json(parts[1])
 
 
-def _parse_jwks(document: Any) -> dict[str, jwt.PyJWK | None]:
-    """Keys by ``kid`` from a JWK Set (or a single JWK); non-RS256 keys are kept as ``None``."""
+def _parse_jwks(document: Any) -> dict[str, jwt.PyJWK | str]:
+    """Keys by ``kid`` from a JWK Set (or a single JWK).
+
+    Keys we refuse are kept by ``kid`` with their refusal reason, so a token naming one is
+    told why: ``key_alg`` for a key that is not a usable RS256 key, ``key_size`` for an RSA
+    modulus under :data:`MIN_RSA_KEY_BITS` (PyJWT only warns about those).
+    """
     if isinstance(document, dict) and isinstance(document.get("keys"), list):
         entries: list[Any] = document["keys"]
     elif isinstance(document, dict) and "kty" in document:
         entries = [document]
     else:
         raise ValueError("not a JWK Set")
-    keys: dict[str, jwt.PyJWK | None] = {}
+    keys: dict[str, jwt.PyJWK | str] = {}
     for entry in entries:
         if not isinstance(entry, dict) or not _text(entry.get("kid")):
             continue
@@ -343,12 +351,24 @@ def _parse_jwks(document: Any) -> dict[str, jwt.PyJWK | None]:
             and entry.get("use", "sig") == "sig"
         )
         if not usable:
-            keys[kid] = None
+            keys[kid] = "key_alg"
             continue
         try:
-            keys[kid] = jwt.PyJWK(entry, algorithm=_ALG)
+            key = jwt.PyJWK(entry, algorithm=_ALG)
         except (jwt.PyJWTError, ValueError, TypeError, KeyError):
-            keys[kid] = None
+            keys[kid] = "key_alg"
+            continue
+        bits = getattr(key.key, "key_size", 0)
+        if bits < MIN_RSA_KEY_BITS:
+            log.warning(
+                "refusing JWKS key %r: %d-bit RSA is under the %d-bit minimum",
+                kid[:64],
+                bits,
+                MIN_RSA_KEY_BITS,
+            )
+            keys[kid] = "key_size"
+            continue
+        keys[kid] = key
     return keys
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import secrets
 import socket
 import time
 import uuid
@@ -50,10 +52,68 @@ class SigningKey:
         )
 
 
-def new_signing_key(kid: str | None = None, *, jwk_alg: str = "RS256") -> SigningKey:
-    """A fresh 2048-bit key (the size Webex uses; smaller keys trip PyJWT's checks)."""
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+def new_signing_key(
+    kid: str | None = None, *, jwk_alg: str = "RS256", key_size: int = 2048
+) -> SigningKey:
+    """A fresh key, 2048 bits unless asked (the size Webex uses; smaller ones are refused)."""
+    private = (
+        rsa.generate_private_key(public_exponent=65537, key_size=key_size)
+        if key_size >= _SMALLEST_GENERATED_BITS
+        else _small_rsa_key(key_size)
+    )
     return SigningKey(kid=kid or str(uuid.uuid4()), private_key=private, jwk_alg=jwk_alg)
+
+
+# cryptography refuses to generate keys under 1024 bits; smaller ones are built by hand.
+_SMALLEST_GENERATED_BITS = 1024
+
+
+def _probable_prime(bits: int) -> int:
+    """A random prime of exactly ``bits`` bits (Miller-Rabin, 40 rounds)."""
+    while True:
+        candidate = secrets.randbits(bits) | (1 << (bits - 1)) | 1
+        if _is_probable_prime(candidate):
+            return candidate
+
+
+def _is_probable_prime(n: int) -> bool:
+    if n % 3 == 0 or n % 5 == 0 or n % 7 == 0:
+        return False
+    d, r = n - 1, 0
+    while d % 2 == 0:
+        d, r = d // 2, r + 1
+    for _ in range(40):
+        x = pow(secrets.randbelow(n - 3) + 2, d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(r - 1):
+            x = pow(x, 2, n)
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
+
+
+def _small_rsa_key(bits: int) -> rsa.RSAPrivateKey:
+    """An RSA key with a ``bits``-bit modulus, for tests of weak-key refusal."""
+    e = 65537
+    while True:
+        p, q = _probable_prime(bits // 2), _probable_prime(bits - bits // 2)
+        phi = (p - 1) * (q - 1)
+        if p != q and (p * q).bit_length() == bits and math.gcd(e, phi) == 1:
+            break
+    d = pow(e, -1, phi)
+    numbers = rsa.RSAPrivateNumbers(
+        p=p,
+        q=q,
+        d=d,
+        dmp1=rsa.rsa_crt_dmp1(d, p),
+        dmq1=rsa.rsa_crt_dmq1(d, q),
+        iqmp=rsa.rsa_crt_iqmp(p, q),
+        public_numbers=rsa.RSAPublicNumbers(e, p * q),
+    )
+    return numbers.private_key()
 
 
 @dataclass

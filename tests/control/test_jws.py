@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 from fake_idbroker import DATASOURCE_URL, ORG_ID, FakeIdBroker, new_signing_key
 from hypothesis import HealthCheck, given, settings
@@ -411,6 +412,34 @@ async def test_jwk_advertising_another_alg_is_not_used(
         assert await rejected(verifier, broker.mint(broker.claims(now=NOW))) == "key_alg"
 
 
+@pytest.mark.parametrize("bits", [512, 1024, 2047])
+async def test_rsa_keys_under_2048_bits_are_refused(
+    http: httpx.AsyncClient, clock: Clock, caplog: pytest.LogCaptureFixture, bits: int
+) -> None:
+    weak = new_signing_key(key_size=bits)
+    async with FakeIdBroker(key=weak) as broker:
+        verifier = JwsVerifier(
+            issuers=[broker.issuer()], datasource_url=DATASOURCE_URL, http=http, clock=clock
+        )
+        # PyJWT only warns when signing or verifying with a short key; we refuse outright.
+        with pytest.warns(jwt.InsecureKeyLengthWarning):
+            token = broker.mint(broker.claims(now=NOW))
+        assert await rejected(verifier, token) == "key_size"
+    assert f"{bits}-bit RSA" in caplog.text
+
+
+async def test_weak_key_beside_a_strong_one_only_refuses_its_own_tokens(
+    broker: FakeIdBroker, verifier: JwsVerifier
+) -> None:
+    strong, weak = broker.key(), new_signing_key(key_size=1024)
+    broker.publish(weak)
+    token = broker.mint(broker.claims(now=NOW), key=strong)
+    assert (await verifier.verify(token)).org_id == ORG_ID
+    with pytest.warns(jwt.InsecureKeyLengthWarning):
+        token = broker.mint(broker.claims(now=NOW), key=weak)
+    assert await rejected(verifier, token) == "key_size"
+
+
 async def test_tampered_payload_is_refused(broker: FakeIdBroker, verifier: JwsVerifier) -> None:
     header, _, signature = broker.mint(broker.claims(now=NOW)).split(".")
     payload = b64(json.dumps(broker.claims(now=NOW, org=str(uuid.uuid4()))).encode())
@@ -463,6 +492,7 @@ _REASONS = {
     "issuer",
     "kid",
     "key_alg",
+    "key_size",
     "jwks_unavailable",
     "signature",
     "expired",
