@@ -16,7 +16,7 @@ import pytest
 from byova_media.audio._audioop import audioop
 from byova_media.audio.codecs import pcm_to_ulaw, ulaw_to_pcm
 from byova_media.audio.jitter import JitterBuffer
-from byova_media.audio.resample import Resampler
+from byova_media.audio.resample import Resampler, _design
 
 RNG = np.random.default_rng(1234)
 N_FRAMES = 512
@@ -185,3 +185,18 @@ def test_jitter_reference_asyncio_queue(benchmark) -> None:
         return queue.get_nowait()
 
     benchmark(step)
+
+
+# --- opening a stream: a cached filter design against designing one --------------------
+
+
+@pytest.mark.benchmark(group="resampler-open-44.1k-to-8k")
+def test_open_resampler_cached_design(benchmark) -> None:
+    Resampler(44100, 8000)  # the first stream of the process pays for the design
+    benchmark(Resampler, 44100, 8000)
+
+
+@pytest.mark.benchmark(group="resampler-open-44.1k-to-8k")
+def test_open_resampler_designing_reference(benchmark) -> None:
+    # What every RPC paid before designs were shared: the same design, done each time.
+    benchmark(_design, 80, 441, 44100)

@@ -1,4 +1,10 @@
-"""Audio format descriptors: an encoding plus a sample rate, with byte/duration arithmetic."""
+"""Audio format descriptors: an encoding plus a sample rate, with byte/duration arithmetic.
+
+Sample rates come from one fixed set (:data:`SUPPORTED_RATES`): a rate is chosen by the
+caller's settings message or by a WAV header, and an arbitrary one (139,992 Hz, 7,999 Hz)
+would make the resampler design a huge filter or none at all. Everything else is refused
+with :class:`UnsupportedSampleRate`, before any state or filter exists for it.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +22,35 @@ __all__ = [
     "ULAW_8K",
     "ULAW_SILENCE_FRAME",
     "AudioFormat",
+    "UnsupportedSampleRate",
+    "check_sample_rate",
     "ulaw_silence",
 ]
+
+
+SUPPORTED_RATES = frozenset({8000, 16000, 11025, 22050, 24000, 32000, 44100, 48000})
+"""Caller audio rates the engine accepts: telephone and wideband, and the common media rates.
+
+Anything else is refused: a client-chosen odd rate would make every RPC design its own
+resampling filter (cost grows with the rates' ratio), and Webex itself sends 8 kHz.
+"""
+
+
+class UnsupportedSampleRate(ValueError):
+    """A sample rate outside :data:`SUPPORTED_RATES`; the message names the accepted ones."""
+
+    def __init__(self, rate: int) -> None:
+        accepted = ", ".join(str(r) for r in sorted(SUPPORTED_RATES))
+        super().__init__(f"unsupported sample rate {rate} Hz; use one of {accepted}")
+        self.rate = rate
+
+
+def check_sample_rate(rate: int) -> int:
+    """Return ``rate`` if it is in :data:`SUPPORTED_RATES`, else raise
+    :class:`UnsupportedSampleRate` (the resampler and WAV decoding use this too)."""
+    if rate not in SUPPORTED_RATES:
+        raise UnsupportedSampleRate(rate)
+    return rate
 
 
 @dataclass(frozen=True)
@@ -28,8 +61,7 @@ class AudioFormat:
     sample_rate: int
 
     def __post_init__(self) -> None:
-        if self.sample_rate <= 0:
-            raise ValueError(f"sample_rate must be positive, got {self.sample_rate}")
+        check_sample_rate(self.sample_rate)
 
     @property
     def bytes_per_sample(self) -> int:
@@ -65,11 +97,3 @@ def ulaw_silence(ms: float) -> bytes:
 
 ULAW_SILENCE_FRAME = ulaw_silence(FRAME_MS)
 """One 20 ms frame of μ-law silence, as a client sends while it waits for speech."""
-
-
-SUPPORTED_RATES = frozenset({8000, 16000, 11025, 22050, 24000, 32000, 44100, 48000})
-"""Caller audio rates the engine accepts: telephone and wideband, and the common media rates.
-
-Anything else is refused: a client-chosen odd rate would make every RPC design its own
-resampling filter (cost grows with the rates' ratio), and Webex itself sends 8 kHz.
-"""

@@ -5,27 +5,24 @@ both interpolation (removing images) and decimation (anti-aliasing): its cut-off
 the lower of the two Nyquist frequencies (pass band to 85 %, 70 dB stop band from 100 %).
 The filter's input history is kept between calls, so a stream resampled frame by frame is
 sample-for-sample the stream resampled at once: no clicks at frame edges.
+
+Only rates in :data:`~byova_media.audio.formats.SUPPORTED_RATES` are converted, and each
+(in, out) pair's filter is designed once per process and shared by every stream: designing
+takes up to ~15 ms of CPU, which no RPC should pay (nor repeat by alternating its rate).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["MAX_FILTER_TAPS", "MAX_PHASES", "Resampler", "resample"]
+from byova_media.audio.formats import SUPPORTED_RATES, check_sample_rate
 
-MAX_PHASES = 1024
-"""Largest interpolation factor L (out/in rate ratio reduced to L/M) accepted.
-
-It bounds the filter's size (L x taps-per-phase coefficients): 44.1 kHz → 8 kHz is 80/441,
-22.05 kHz → 8 kHz is 160/441, while a rate like 44,101 Hz would need 8,000 phases.
-"""
-
-MAX_FILTER_TAPS = 1 << 20
-"""Largest prototype filter accepted (8 MiB of coefficients): very high input rates with an
-awkward ratio would otherwise need filters of tens of megabytes."""
+__all__ = ["Resampler", "resample"]
 
 _STOPBAND_DB = 70.0
 _PASSBAND_FRACTION = 0.85
@@ -60,6 +57,29 @@ def _design(up: int, down: int, in_rate: int) -> tuple[FloatArray, int]:
     return padded, (half + lead) // down
 
 
+@dataclass(frozen=True)
+class _FilterBank:
+    """One rate pair's polyphase filter: read-only, so every stream can share it."""
+
+    up: int
+    down: int
+    delay: int  # filter delay in outputs
+    phases: FloatArray  # phases[p, k] = prototype[p + k*up], reversed along k
+
+
+# Every ordered pair of supported rates fits, so the cache never evicts: at most 72 designs,
+# the largest 37,120 coefficients (11.025 → 16 kHz), ~6 MiB in all.
+@functools.lru_cache(maxsize=len(SUPPORTED_RATES) ** 2)
+def _filter_bank(in_rate: int, out_rate: int) -> _FilterBank:
+    common = math.gcd(in_rate, out_rate)
+    up, down = out_rate // common, in_rate // common
+    filt, delay = (np.ones(1), 0) if up == down else _design(up, down, in_rate)
+    # Reversed so that a window of input ordered oldest → newest lines up with the taps.
+    phases = filt.reshape(-1, up).T[:, ::-1].copy()
+    phases.flags.writeable = False
+    return _FilterBank(up=up, down=down, delay=delay, phases=phases)
+
+
 def _to_int16(samples: FloatArray) -> Int16Array:
     """Round and saturate to int16 (a filter's overshoot must not wrap around)."""
     np.rint(samples, out=samples)
@@ -77,30 +97,14 @@ class Resampler:
     """
 
     def __init__(self, in_rate: int, out_rate: int) -> None:
-        if in_rate <= 0 or out_rate <= 0:
-            raise ValueError(f"sample rates must be positive, got {in_rate} → {out_rate}")
-        common = math.gcd(in_rate, out_rate)
+        """Raise :class:`~byova_media.audio.formats.UnsupportedSampleRate` for other rates."""
+        bank = _filter_bank(check_sample_rate(in_rate), check_sample_rate(out_rate))
         self.in_rate = in_rate
         self.out_rate = out_rate
-        self._up = out_rate // common
-        self._down = in_rate // common
-        if self._up > MAX_PHASES:
-            raise ValueError(
-                f"cannot resample {in_rate} Hz → {out_rate} Hz: the ratio {self._up}/"
-                f"{self._down} needs more than {MAX_PHASES} filter phases; use a standard rate"
-            )
+        self._up, self._down, self._delay = bank.up, bank.down, bank.delay
         self._identity = self._up == self._down
-        filt, self._delay = (
-            (np.ones(1), 0) if self._identity else _design(self._up, self._down, in_rate)
-        )
-        if filt.size > MAX_FILTER_TAPS:
-            raise ValueError(
-                f"cannot resample {in_rate} Hz → {out_rate} Hz: the filter would need "
-                f"{filt.size} taps (limit {MAX_FILTER_TAPS}); use a standard rate"
-            )
-        self._taps = filt.size // self._up  # taps per phase
-        # phases[p, k] = filt[p + k*up]; reversed so a window of oldest→newest input matches.
-        self._phases: FloatArray = filt.reshape(-1, self._up).T[:, ::-1].copy()
+        self._phases = bank.phases
+        self._taps = bank.phases.shape[1]  # taps per phase
         self._patterns: dict[tuple[int, int], tuple[npt.NDArray[np.intp], FloatArray]] = {}
         self._reset()
 

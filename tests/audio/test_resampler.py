@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from byova_media.audio.resample import Resampler, resample
+from byova_media.audio.codecs import Encoding
+from byova_media.audio.formats import (
+    SUPPORTED_RATES,
+    AudioFormat,
+    UnsupportedSampleRate,
+    check_sample_rate,
+)
+from byova_media.audio.resample import Resampler, _filter_bank, resample
 from byova_media.audio.tones import tone
 
 RATES = [
@@ -84,10 +91,54 @@ def test_same_rate_is_identity_and_bad_rates_are_rejected() -> None:
     stream = Resampler(8000, 8000)
     assert stream.process(signal) is signal
     assert stream.flush().size == 0
-    with pytest.raises(ValueError, match="positive"):
-        Resampler(0, 8000)
-    with pytest.raises(ValueError, match="phases"):
-        Resampler(44101, 8000 * 7)
+
+
+@pytest.mark.parametrize("rate", [0, -8000, 7999, 8001, 44101, 139_992, 2**31 - 1])
+def test_rates_outside_the_supported_set_are_refused_before_any_design(rate: int) -> None:
+    designed = _filter_bank.cache_info().currsize
+    for in_rate, out_rate in ((rate, 8000), (8000, rate)):
+        with pytest.raises(UnsupportedSampleRate, match="use one of 8000, 11025") as caught:
+            Resampler(in_rate, out_rate)
+        assert caught.value.rate == rate
+    with pytest.raises(UnsupportedSampleRate):
+        check_sample_rate(rate)
+    with pytest.raises(UnsupportedSampleRate):
+        AudioFormat(Encoding.L16, rate)
+    assert _filter_bank.cache_info().currsize == designed
+
+
+@pytest.mark.parametrize("rate", sorted(SUPPORTED_RATES))
+def test_every_supported_rate_converts_to_and_from_8k(rate: int) -> None:
+    assert check_sample_rate(rate) == rate
+    for in_rate, out_rate in ((rate, 8000), (8000, rate)):
+        out = resample(sine(1000, in_rate, 0.1), in_rate, out_rate)
+        assert out.size == -(-int(in_rate * 0.1) * out_rate // in_rate)
+
+
+def test_streams_of_one_rate_pair_share_one_filter_design() -> None:
+    first = Resampler(22050, 8000)
+    before = _filter_bank.cache_info()
+    # Alternating rates, as a hostile settings stream would, designs nothing new.
+    for _ in range(20):
+        Resampler(22050, 8000)
+        Resampler(48000, 8000)
+    after = _filter_bank.cache_info()
+    assert after.currsize <= before.currsize + 1  # 48 kHz may be new to this process
+    assert after.misses <= before.misses + 1
+    second = Resampler(22050, 8000)
+    signal = sine(700, 22050, 0.1)
+    assert np.array_equal(first.process(signal), second.process(signal))
+
+
+def test_shared_filters_are_read_only() -> None:
+    bank = _filter_bank(44100, 8000)
+    with pytest.raises(ValueError, match="read-only"):
+        bank.phases[0, 0] = 1.0
+
+
+def test_the_cache_holds_every_supported_pair_without_eviction() -> None:
+    maxsize = _filter_bank.cache_info().maxsize
+    assert maxsize is not None and maxsize >= len(SUPPORTED_RATES) ** 2
 
 
 def test_full_scale_input_saturates_instead_of_wrapping() -> None:

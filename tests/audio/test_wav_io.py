@@ -193,9 +193,10 @@ def test_size_cap_applies_before_parsing() -> None:
         read_wav(GOOD, max_bytes=100)
 
 
-def test_unconvertible_rate_raises_wav_error() -> None:
-    with pytest.raises(WavError, match="phases"):
-        wav_to_ulaw(make_wav(1, 1, 44101, 16, PCM[:10].tobytes()))
+@pytest.mark.parametrize("rate", [44101, 139_992, 7999])
+def test_unsupported_rate_raises_wav_error(rate: int) -> None:
+    with pytest.raises(WavError, match=f"unsupported sample rate {rate} Hz"):
+        wav_to_ulaw(make_wav(1, 1, rate, 16, PCM[:10].tobytes()))
 
 
 def _valid_wavs() -> list[bytes]:
