@@ -75,7 +75,8 @@ def byova_grpc_interceptors(app: App) -> Sequence[grpc.aio.ServerInterceptor] | 
         http=plane.http,
         org_allowed=plane.org_allowed if settings.jws_org_allowlist else None,
     )
-    return [JwsInterceptor(verifier, app.metrics)]
+    grace_s = app.config.half_close_grace_ms / 1000
+    return [JwsInterceptor(verifier, app.metrics, refused_drain_s=grace_s)]
 
 
 @hookimpl

@@ -13,10 +13,12 @@ JWS (Webex never calls them) and are passed through unchanged.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -25,7 +27,7 @@ import grpc
 from byova_control.jws import JwsError, JwsVerifier, VerifiedClaims
 from byova_media.metrics import Metrics
 
-__all__ = ["PROTECTED_SERVICE_PREFIX", "JwsInterceptor", "current_claims"]
+__all__ = ["PROTECTED_SERVICE_PREFIX", "REFUSED_DRAIN_MESSAGES", "JwsInterceptor", "current_claims"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,8 @@ current_claims: ContextVar[VerifiedClaims | None] = ContextVar(
 )
 
 _DETAIL = "missing or invalid data source token"
+#: Requests of a refused stream read (and dropped) at most, waiting for the half-close.
+REFUSED_DRAIN_MESSAGES = 100
 _UNSAFE_LOG_CHARS = re.compile(r"[^A-Za-z0-9_.:\-]")
 
 
@@ -47,11 +51,23 @@ class JwsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     A refusal ends the RPC with ``UNAUTHENTICATED`` and a generic detail; the reason goes
     to the log (once, with Webex's ``trackingid``) and to ``jws_rejections{reason}``
     (:class:`JwsError` reasons, or ``error`` when the verifier itself failed).
+
+    A refused client-streaming RPC is ended only after the client half-closes (its requests
+    are read and dropped), or after ``refused_drain_s`` or :data:`REFUSED_DRAIN_MESSAGES`
+    requests: ending it while the client's first write is in flight makes grpc's client
+    report ``INTERNAL`` instead of our status (a third to all of a flood of refused calls).
     """
 
-    def __init__(self, verifier: JwsVerifier, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        verifier: JwsVerifier,
+        metrics: Metrics | None = None,
+        *,
+        refused_drain_s: float = 1.0,
+    ) -> None:
         self._verifier = verifier
         self._metrics = metrics
+        self._refused_drain_s = refused_drain_s
 
     async def intercept_service(
         self,
@@ -93,7 +109,7 @@ class JwsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         """Wrap a behavior that returns one response (unary-unary, stream-unary)."""
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            claims = await self._authenticate(method, metadata, context)
+            claims = await self._authenticate(method, metadata, request, context)
             token = current_claims.set(claims)
             try:
                 result = behavior(request, context)
@@ -109,7 +125,7 @@ class JwsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         """Wrap a behavior that streams responses (an async generator or ``context.write``)."""
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            claims = await self._authenticate(method, metadata, context)
+            claims = await self._authenticate(method, metadata, request, context)
             token = current_claims.set(claims)
             try:
                 result = behavior(request, context)
@@ -124,7 +140,11 @@ class JwsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return guarded
 
     async def _authenticate(
-        self, method: str, metadata: tuple[Any, ...], context: grpc.aio.ServicerContext
+        self,
+        method: str,
+        metadata: tuple[Any, ...],
+        request: Any,
+        context: grpc.aio.ServicerContext,
     ) -> VerifiedClaims:
         """The verified claims, or abort the RPC with ``UNAUTHENTICATED``."""
         value = _metadata_value(metadata, "authorization")
@@ -148,8 +168,22 @@ class JwsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         )
         if self._metrics is not None:
             self._metrics.jws_rejections.labels(reason=reason).inc()
+        if isinstance(request, AsyncIterable):
+            await self._drain(request)
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, _DETAIL)
         raise AssertionError("context.abort returned")  # pragma: no cover
+
+    async def _drain(self, requests: AsyncIterable[Any]) -> None:
+        """Read and drop a refused stream's requests until it half-closes, within bounds."""
+        # Whatever the stream does now (a malformed message, a reset) changes nothing: it is
+        # refused, and the refusal was logged above.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(self._refused_drain_s):
+                count = 0
+                async for _ in requests:
+                    count += 1
+                    if count >= REFUSED_DRAIN_MESSAGES:
+                        return
 
 
 def _metadata_value(metadata: tuple[Any, ...], key: str) -> str | None:
