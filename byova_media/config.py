@@ -44,6 +44,9 @@ class Config(BaseModel):
     port: int = Field(8086, ge=0, le=65535)
     http_port: int | None = Field(None, ge=0, le=65535)
     http_host: str | None = None
+    #: HTTP port deadlines: a request's head, then its body, must arrive within these.
+    http_header_timeout_s: float = Field(10.0, gt=0)
+    http_body_timeout_s: float = Field(30.0, gt=0)
     max_message_bytes: int = Field(16 * _MIB, ge=4 * _MIB, le=512 * _MIB)
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None

@@ -12,7 +12,6 @@ import time
 from types import TracebackType
 
 import grpc
-from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -24,7 +23,7 @@ from byova_media.cluster.node import ClusterNode
 from byova_media.config import Config, ConfigError
 from byova_media.conversation import ConversationRegistry
 from byova_media.engine import Engine
-from byova_media.http import build_http_app
+from byova_media.http import HttpPort, build_http_app
 from byova_media.logs import call_context
 from byova_media.plugins import PluginHost
 from byova_media.servicer import VoiceVirtualAgentServicer
@@ -49,7 +48,7 @@ class Server:
         self.port = 0
         self.http_port: int | None = None
         self._grpc: grpc.aio.Server | None = None
-        self._http: web.AppRunner | None = None
+        self._http: HttpPort | None = None
         self._health = health.aio.HealthServicer()
         self._engine: Engine | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -168,12 +167,12 @@ class Server:
         config = self.config
         if config.http_port is None:
             return
-        runner = web.AppRunner(build_http_app(self.app, lambda: self._ready), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, config.http_host or config.host, config.http_port)
-        await site.start()
-        self._http = runner
-        self.http_port = int(runner.addresses[0][1])  # the bound port, also for port 0
+        port = HttpPort(
+            build_http_app(self.app, lambda: self._ready),
+            header_timeout_s=config.http_header_timeout_s,
+        )
+        self.http_port = await port.start(config.http_host or config.host, config.http_port)
+        self._http = port
 
     async def _set_serving(self, serving: bool) -> None:
         status = (
@@ -245,7 +244,7 @@ class Server:
         if self.cluster is not None:
             await self.cluster.stop()
         if self._http is not None:
-            await self._http.cleanup()
+            await self._http.stop()
         if self.app.end_of_turn is not None:
             self.app.end_of_turn.close()
         await self.plugins.stop(self.app)

@@ -124,9 +124,13 @@ class WebhookReceiver:
 
     async def handle(self, request: web.Request) -> web.Response:
         """Verify, de-duplicate, acknowledge; the work runs in the background."""
+        # Content-Length is checked before reading; a chunked body has none, so its length
+        # is checked once read (the HTTP port bounds that read at MAX_BODY_BYTES).
         if request.content_length is not None and request.content_length > _MAX_BODY_BYTES:
             return web.json_response({"error": "body too large"}, status=413)
         body = await request.read()
+        if len(body) > _MAX_BODY_BYTES:
+            return web.json_response({"error": "body too large"}, status=413)
         secrets = await self._secrets()
         if not secrets:
             log.warning("webhook refused: no webhook secret is configured or stored")

@@ -1,21 +1,26 @@
 """The control plugin under attack, against a real ``byova-media serve`` process.
 
-Fault 9 (a weak key published by the issuer) and fault 10 (a flood of refused tokens must
-end UNAUTHENTICATED, never INTERNAL, and never disturb an authorized call) of issue 12.
+Issue 12's fault 9 (a weak key published by the issuer), fault 10 (a flood of refused tokens
+must end UNAUTHENTICATED, never INTERNAL, and never disturb an authorized call) and the
+webhook half of fault 11 (a chunked body obeys the same limit as a Content-Length one).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import io
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import grpc
 import jwt
 import pytest
 from fake_idbroker import DATASOURCE_URL, FakeIdBroker, new_signing_key
 
+from byova_control.webhooks import WEBHOOK_PATH
 from byova_media._proto import voicevirtualagent_pb2 as pb
 from byova_media.testing.process import ServedProcess, serve_process
 from byova_media.testing.simulator import SimulatedCall, WebexSimulator
@@ -93,3 +98,33 @@ async def test_weak_key_in_the_issuers_jwks_is_refused(tmp_path: Path) -> None:
         assert await s.stop() == 0
     assert "1024-bit RSA is under the 2048-bit minimum" in s.output
     assert "JWS key_size" in s.output
+
+
+@pytest.mark.parametrize("chunked", [True, False])
+async def test_webhook_body_limit_holds_for_chunked_deliveries(
+    tmp_path: Path, chunked: bool
+) -> None:
+    """Fault 11: a chunked delivery used to bypass the limit a Content-Length body gets."""
+    env = {
+        "BYOVA_MEDIA_CONTROL_DATASOURCE_URL": DATASOURCE_URL,
+        "BYOVA_MEDIA_CONTROL_WEBHOOK_SECRET": "a-webhook-secret",
+        "BYOVA_MEDIA_CONTROL_STORE": f"sqlite:///{tmp_path / 'store.sqlite3'}",
+    }
+    args = ("--plugin", "echo", "--plugin", "control", "--http-port", "0")
+    async with serve_process(*args, env=env) as served:
+        port = re.search(r"HTTP on port (\d+)", served.output)
+        assert port, served.output
+        url = f"http://127.0.0.1:{port.group(1)}{WEBHOOK_PATH}"
+        big = b'{"resource": "' + b"x" * (300 * 1024) + b'"}'
+
+        async def pieces(body: bytes) -> AsyncIterator[bytes]:
+            for start in range(0, len(body), 8192):
+                yield body[start : start + 8192]
+
+        async with aiohttp.ClientSession() as session:
+            for body, expected in ((big, 413), (b"{}", 401)):
+                data = pieces(body) if chunked else io.BytesIO(body)
+                async with session.post(url, data=data) as response:
+                    assert response.status == expected, await response.text()
+        assert await served.stop() == 0
+    assert "Traceback" not in served.output
