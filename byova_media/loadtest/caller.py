@@ -20,6 +20,7 @@ import grpc
 from byova_media._proto import voicevirtualagent_pb2 as pb
 from byova_media.audio.codecs import pcm_to_ulaw
 from byova_media.audio.formats import FRAME_MS, FRAME_SAMPLES, ULAW_SILENCE_FRAME
+from byova_media.loadtest.connection import Connection
 from byova_media.loadtest.scenario import Scenario, Step, speech_pcm
 from byova_media.testing.simulator import RpcResult, SimulatedCall, WebexSimulator
 
@@ -107,8 +108,11 @@ class _Caller:
             return False
         return True
 
-    async def call(self, sim: WebexSimulator, turns: int) -> None:
-        """Place one call: SESSION_START, ``turns`` steps of the script, hang-up."""
+    async def call(self, sim: WebexSimulator, turns: int, until: float | None) -> None:
+        """Place one call: SESSION_START, ``turns`` steps of the script, hang-up.
+
+        A long call (``scenario.long_calls``) ignores ``turns`` and goes on until ``until``.
+        """
         tally = self.tally
         call = sim.call(self.scenario.virtual_agent_id)
         tally.active += 1
@@ -117,7 +121,10 @@ class _Caller:
             ok = self._check(await call.start())
             done = 0
             script = self.scenario.script
-            while ok and done < turns:
+            long_call = self.scenario.long_calls and until is not None
+            while ok and (
+                time.monotonic() < until if long_call and until is not None else done < turns
+            ):
                 step = script[done % len(script)]
                 ok = await self._step(call, step)
                 done += 1
@@ -208,12 +215,15 @@ async def run_callers(
     offset: int = 0,
     tally: Tally | None = None,
     on_start: Callable[[], None] | None = None,
+    connection: Connection | None = None,
 ) -> Tally:
     """Run ``callers`` concurrent callers against ``target`` for one step of ``scenario``.
 
     Caller ``i`` starts at ``(offset + i) / scenario.calls * ramp_s`` so that processes
     sharing a step interleave their starts. Everything is cancelled at the step's
-    hard deadline; calls cut off then count as failed.
+    hard deadline; calls cut off then count as failed. With ``scenario.long_calls`` each
+    caller holds one call for the whole step, cycling through the script until it ends.
+    ``connection`` gives TLS and the token (default: plaintext, no token).
     """
     tally = tally or Tally()
     frames = _frames_for(scenario)
@@ -226,12 +236,13 @@ async def run_callers(
         runner = _Caller(scenario, tally, frames)
         while budget[0] > 0:
             budget[0] -= 1
-            await runner.call(sim, scenario.turns or len(scenario.script))
+            await runner.call(sim, scenario.turns or len(scenario.script), until)
             if until is None or time.monotonic() >= until:
                 break
 
     # A few channels, as Webex spreads calls over connections.
-    sims = [WebexSimulator(target, realtime=True) for _ in range(max(1, min(8, callers // 50)))]
+    connection = connection or Connection()
+    sims = [connection.simulator(target) for _ in range(max(1, min(8, callers // 50)))]
     if on_start is not None:
         on_start()
     tasks = [asyncio.create_task(caller(i, sims[i % len(sims)])) for i in range(callers)]

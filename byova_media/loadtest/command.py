@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from byova_media.loadtest.connection import TOKEN_ENV, Connection
 from byova_media.loadtest.generator import ServerProbe, StepRunner
 from byova_media.loadtest.report import machine, write_chart, write_json
 from byova_media.loadtest.scenario import (
@@ -64,6 +65,7 @@ def add_loadtest_parser(sub: Any) -> None:
     p.add_argument("target", help="HOST:PORT of the BYOVA server under test")
     _add_load_options(p)
     _add_measure_options(p)
+    _add_security_options(p)
     _add_output_options(p)
     p.set_defaults(func=run_loadtest)
 
@@ -81,6 +83,11 @@ def _add_load_options(p: argparse.ArgumentParser) -> None:
     mode.add_argument("--duration", type=float, metavar="S", help="seconds per step (default 10)")
     mode.add_argument(
         "--turns", type=int, metavar="N", help="one call of N script steps per caller"
+    )
+    p.add_argument(
+        "--long-calls",
+        action="store_true",
+        help="with --duration: each caller holds one call for the whole step (a soak)",
     )
     p.add_argument(
         "--script",
@@ -123,6 +130,25 @@ def _add_measure_options(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="first open N idle conversations and report RSS per conversation",
     )
+
+
+def _add_security_options(p: argparse.ArgumentParser) -> None:
+    """How to reach a server that wants a data-source token or TLS, as production does."""
+    secure = p.add_argument_group("authentication and TLS (the --baseline sink stays plaintext)")
+    token = secure.add_mutually_exclusive_group()
+    token.add_argument(
+        "--token",
+        help=f"authorization sent on every RPC (a data-source JWS); default ${TOKEN_ENV}",
+    )
+    token.add_argument(
+        "--token-file",
+        type=Path,
+        metavar="PATH",
+        help="read the token from PATH, again whenever the file changes (long soaks)",
+    )
+    secure.add_argument("--tls-ca", type=Path, metavar="PEM", help="trust this CA: use TLS")
+    secure.add_argument("--tls-cert", type=Path, metavar="PEM", help="client cert (mTLS)")
+    secure.add_argument("--tls-key", type=Path, metavar="PEM", help="client key (mTLS)")
 
 
 def _add_output_options(p: argparse.ArgumentParser) -> None:
@@ -173,6 +199,7 @@ def _scenario(args: argparse.Namespace, calls: int) -> Scenario:
         late_ms=args.late_ms,
         trail_silence_ms=args.trail_ms,
         max_calls=args.max_calls,
+        long_calls=args.long_calls,
     )
 
 
@@ -262,11 +289,11 @@ def _ratios_to_sink(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-async def _idle_rss(target: str, probe: ServerProbe, count: int, agent: str) -> dict[str, Any]:
+async def _idle_rss(
+    target: str, probe: ServerProbe, count: int, agent: str, connection: Connection
+) -> dict[str, Any]:
     """RSS the server adds per conversation that has started and sits idle."""
-    from byova_media.testing.simulator import WebexSimulator
-
-    async with WebexSimulator(target, realtime=False) as sim:
+    async with connection.simulator(target) as sim:
         calls = [sim.call(agent) for _ in range(count)]
         before = probe.rss_mb()
         for batch in range(0, count, 100):
@@ -294,8 +321,12 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         "steps": [],
     }
     if probe is not None and args.idle_conversations:
-        document["idle"] = await _idle_rss(args.target, probe, args.idle_conversations, args.agent)
-    runner = StepRunner(args.target, args.processes, probe, progress, args.metrics_url)
+        document["idle"] = await _idle_rss(
+            args.target, probe, args.idle_conversations, args.agent, _connection(args)
+        )
+    runner = StepRunner(
+        args.target, args.processes, probe, progress, args.metrics_url, _connection(args)
+    )
     with start_sink_process() if args.baseline else _no_sink() as sink:
         sink_runner = (
             StepRunner(sink[0], args.processes, ServerProbe(sink[1]), progress) if sink else None
@@ -316,6 +347,28 @@ def _no_sink() -> Iterator[None]:
     yield None
 
 
+def _connection(args: argparse.Namespace) -> Connection:
+    return Connection.from_options(
+        token=args.token,
+        token_file=args.token_file,
+        tls_ca_file=args.tls_ca,
+        tls_cert_file=args.tls_cert,
+        tls_key_file=args.tls_key,
+    )
+
+
+def _validate_connection(args: argparse.Namespace) -> str | None:
+    """The token and TLS options: consistent, and naming files that exist."""
+    try:
+        _connection(args)
+    except ValueError as exc:
+        return str(exc)
+    for path in (args.token_file, args.tls_ca, args.tls_cert, args.tls_key):
+        if path is not None and not path.is_file():
+            return f"{path} is not a readable file"
+    return None
+
+
 def _validate(args: argparse.Namespace) -> str | None:
     if args.duration is not None and not 0 < args.duration <= MAX_DURATION_S:
         return f"--duration must be in (0, {MAX_DURATION_S:.0f}]"
@@ -331,7 +384,9 @@ def _validate(args: argparse.Namespace) -> str | None:
         return "--idle-conversations needs --server-pid to read the server's memory"
     if not 0 <= args.idle_conversations <= 100_000:
         return "--idle-conversations must be 0..100000"
-    return None
+    if args.long_calls and args.duration is None:
+        return "--long-calls needs --duration (each call lasts the whole step)"
+    return _validate_connection(args)
 
 
 def run_loadtest(args: argparse.Namespace) -> int:

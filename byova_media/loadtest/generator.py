@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from byova_media.loadtest.caller import Tally, run_callers
+from byova_media.loadtest.connection import Connection
 from byova_media.loadtest.report import summarize
 from byova_media.loadtest.scenario import Scenario
 
@@ -82,10 +83,14 @@ def rss_slope_mb_per_min(samples: list[tuple[float, float]]) -> float | None:
     return cov / var * 60.0
 
 
-def _worker(target: str, scenario: dict[str, Any], callers: int, offset: int) -> dict[str, Any]:
+def _worker(
+    target: str, scenario: dict[str, Any], callers: int, offset: int, connection: Connection
+) -> dict[str, Any]:
     """Entry point of a caller process: run its share of a step and return its tally."""
-    tally = _run_loop(run_callers(target, Scenario.from_dict(scenario), callers, offset=offset))
-    return tally.to_dict()
+    calls = run_callers(
+        target, Scenario.from_dict(scenario), callers, offset=offset, connection=connection
+    )
+    return _run_loop(calls).to_dict()
 
 
 def _run_loop(coro: Any) -> Tally:
@@ -105,6 +110,7 @@ class StepRunner:
     probe: ServerProbe | None = None
     progress: bool = True
     metrics_url: str | None = None
+    connection: Connection = dataclasses.field(default_factory=Connection)
 
     async def run(self, label: str, scenario: Scenario) -> dict[str, Any]:
         """Run one step and return its summary (see :func:`report.summarize`)."""
@@ -156,7 +162,15 @@ class StepRunner:
     async def _callers(self, scenario: Scenario, local: Tally) -> list[dict[str, Any]]:
         if self.processes <= 1:
             return [
-                (await run_callers(self.target, scenario, scenario.calls, tally=local)).to_dict()
+                (
+                    await run_callers(
+                        self.target,
+                        scenario,
+                        scenario.calls,
+                        tally=local,
+                        connection=self.connection,
+                    )
+                ).to_dict()
             ]
         # The cap on calls is shared out like the callers.
         scenario = dataclasses.replace(
@@ -174,7 +188,13 @@ class StepRunner:
                 if share:
                     futures.append(
                         loop.run_in_executor(
-                            pool, _worker, self.target, scenario.to_dict(), share, offset
+                            pool,
+                            _worker,
+                            self.target,
+                            scenario.to_dict(),
+                            share,
+                            offset,
+                            self.connection,
                         )
                     )
                 offset += share

@@ -60,7 +60,9 @@ class Scenario:
 
     In duration mode each caller places calls of one pass through the script back to
     back until the step ends (a call in progress then finishes its pass); in turns mode
-    each caller places one call of ``turns`` script steps. Audio is paced
+    each caller places one call of ``turns`` script steps. With ``long_calls`` (duration
+    mode only) each caller keeps one call for the whole step, repeating the script: the
+    soak of long calls that shows whether memory grows with a call's age. Audio is paced
     in real time (20 ms per frame); a frame is *late* when its write completes more
     than ``late_ms`` after its due time.
     """
@@ -76,6 +78,7 @@ class Scenario:
     late_ms: float = 40.0
     max_calls: int = 100_000
     grace_s: float = 15.0
+    long_calls: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.calls <= MAX_CONCURRENCY:
@@ -86,6 +89,8 @@ class Scenario:
             raise ValueError(f"duration_s must be in (0, {MAX_DURATION_S:.0f}]")
         if self.turns is not None and not 0 < self.turns <= 1000:
             raise ValueError("turns must be 1..1000")
+        if self.long_calls and self.duration_s is None:
+            raise ValueError("long_calls needs duration_s: a long call lasts the whole step")
         if not 0 < self.max_calls <= MAX_CALLS:
             raise ValueError(f"max_calls must be 1..{MAX_CALLS}")
 

@@ -140,6 +140,34 @@ async def test_bad_arguments_are_refused_before_any_call(tmp_path: Path) -> None
     assert code == 2 and "say:<ms" in err
     code, _, err = await _loadtest("127.0.0.1:1", "--idle-conversations", "5")
     assert code == 2 and "--server-pid" in err
+    code, _, err = await _loadtest("127.0.0.1:1", "--turns", "2", "--long-calls")
+    assert code == 2 and "--long-calls needs --duration" in err
+    code, _, err = await _loadtest("127.0.0.1:1", "--tls-cert", str(tmp_path / "c.pem"))
+    assert code == 2 and "both a client certificate and its key" in err
+    code, _, err = await _loadtest("127.0.0.1:1", "--token-file", str(tmp_path / "none"))
+    assert code == 2 and "is not a readable file" in err
+    code, _, err = await _loadtest("127.0.0.1:1", "--token", "a", "--token-file", "b")
+    assert code == 2 and "not allowed with" in err
+
+
+async def test_long_calls_hold_one_call_per_caller_for_the_whole_step() -> None:
+    server, port = await serve_sink()
+    try:
+        scenario = Scenario(
+            calls=2,
+            duration_s=2.0,
+            script=parse_script("say:200,dtmf:1"),
+            ramp_s=0,
+            lead_silence_ms=0,
+            trail_silence_ms=100,
+            long_calls=True,
+        )
+        tally = await run_callers(f"127.0.0.1:{port}", scenario, scenario.calls)
+    finally:
+        await server.stop(0)
+    # One call per caller, many passes through the two-step script in each.
+    assert tally.calls_completed == 2 and tally.calls_failed == 0
+    assert tally.turns > 2 * 2 * 2
 
 
 async def test_callers_in_process_against_the_sink() -> None:
