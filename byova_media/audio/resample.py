@@ -67,7 +67,7 @@ class _FilterBank:
     phases: FloatArray  # phases[p, k] = prototype[p + k*up], reversed along k
 
 
-# Every ordered pair of supported rates fits, so the cache never evicts: at most 72 designs,
+# Every ordered pair of supported rates fits, so the cache never evicts: at most 56 designs,
 # the largest 37,120 coefficients (11.025 → 16 kHz), ~6 MiB in all.
 @functools.lru_cache(maxsize=len(SUPPORTED_RATES) ** 2)
 def _filter_bank(in_rate: int, out_rate: int) -> _FilterBank:

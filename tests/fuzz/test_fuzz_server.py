@@ -37,7 +37,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from byova_control.webhooks import WEBHOOK_PATH, sign
 from byova_media._proto import voicevirtualagent_pb2 as pb
-from byova_media.audio.formats import SUPPORTED_SAMPLE_RATES
+from byova_media.audio.formats import SUPPORTED_RATES
 
 pytestmark = pytest.mark.fuzz
 
@@ -183,7 +183,7 @@ _valid_event_types = st.sampled_from(
     [t for name, t in pb.EventInput.EventType.items() if name != "UNSPECIFIED_INPUT"]
 )
 _encodings = st.sampled_from(list(pb.VoiceInput.VoiceEncoding.values()))
-_rates = st.sampled_from([0, *sorted(SUPPORTED_SAMPLE_RATES)])
+_rates = st.sampled_from([0, *sorted(SUPPORTED_RATES)])
 _digits = st.lists(st.integers(0, 15), max_size=6)
 _params = st.dictionaries(
     st.text(max_size=8),
@@ -376,7 +376,7 @@ def _wav(draw: st.DrawFn) -> bytes:
     """A RIFF/WAVE file whose header fields and payload are drawn (mostly broken ones)."""
     tag = draw(st.sampled_from([1, 3, 6, 7, 0xFFFE]) | st.integers(0, 0xFFFF))
     channels = draw(st.integers(0, 8))
-    rate = draw(st.sampled_from(sorted(SUPPORTED_SAMPLE_RATES)) | st.integers(0, 2**32 - 1))
+    rate = draw(st.sampled_from(sorted(SUPPORTED_RATES)) | st.integers(0, 2**32 - 1))
     bits = draw(st.sampled_from([8, 16, 24, 32]) | st.integers(0, 0xFFFF))
     payload = draw(st.binary(max_size=2048))
     block = max(1, channels * bits // 8) & 0xFFFF
