@@ -23,6 +23,7 @@ import re
 import struct
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -124,7 +125,7 @@ def _wait_ready(proc: subprocess.Popen[bytes], log: Path) -> re.Match[str]:
             return match
         if proc.poll() is not None:
             break
-        asyncio.run(asyncio.sleep(0.1))
+        time.sleep(0.1)
     raise RuntimeError("the server did not start:\n" + log.read_text(errors="replace"))
 
 
