@@ -41,6 +41,7 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--host")
     p.add_argument("--port", type=int, help="gRPC port (0 picks a free one)")
     p.add_argument("--http-port", type=int, help="HTTP port for health, metrics, webhooks")
+    p.add_argument("--ws-port", type=int, help="BYOVA over WebSocket port (0 picks a free one)")
     p.add_argument("--reply-mode", choices=["chunk", "wav"])
     p.add_argument(
         "--turn-detector", metavar="NAME", help="end-of-turn model, e.g. smartturn (default: none)"
@@ -67,6 +68,7 @@ def _load_config(args: argparse.Namespace) -> Config:
         "host": args.host,
         "port": args.port,
         "http_port": args.http_port,
+        "ws_port": args.ws_port,
         "reply_mode": args.reply_mode,
         "turn_detector": args.turn_detector,
         "turn_detector_silence_ms": args.turn_detector_silence_ms,
