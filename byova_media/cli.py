@@ -135,10 +135,12 @@ def _plugins(args: argparse.Namespace) -> int:
 
 
 def _call(args: argparse.Namespace) -> int:
-    from byova_media.testing.simulator import WebexSimulator
+    from byova_media.testing.simulators import simulator_for, target_for
+
+    target = target_for(args.target, args.transport)
 
     async def place() -> int:
-        async with WebexSimulator(args.target, realtime=not args.fast, token=args.token) as sim:
+        async with simulator_for(target, realtime=not args.fast, token=args.token) as sim:
             call = sim.call(args.agent)
             steps = [await call.start()]
             if args.wav:
@@ -168,10 +170,16 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     p.set_defaults(func=_plugins)
     p = sub.add_parser("call", help="place a simulated Webex call and print its timeline")
     p.add_argument("target", help="HOST:PORT of the BYOVA server")
+    p.add_argument(
+        "--transport",
+        choices=["grpc", "ws"],
+        default="grpc",
+        help="gRPC (HOST:PORT is the gRPC port) or WebSocket (the --ws-port; ws:// or wss://)",
+    )
     p.add_argument("--wav", type=Path, help="caller audio (any WAV)")
     p.add_argument("--dtmf", help="digits to press after speaking, e.g. 12#")
     p.add_argument("--agent", default="", help="virtual_agent_id (default: the server's default)")
-    p.add_argument("--token", help="value of the authorization metadata")
+    p.add_argument("--token", help="the data-source JWS (authorization metadata or header)")
     p.add_argument("--save-prompts", type=Path, metavar="DIR")
     p.add_argument("--fast", action="store_true", help="send audio faster than real time")
     p.add_argument(

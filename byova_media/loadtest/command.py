@@ -71,6 +71,12 @@ def add_loadtest_parser(sub: Any) -> None:
 def _add_load_options(p: argparse.ArgumentParser) -> None:
     """What load to place: how many calls, for how long, doing what."""
     p.add_argument(
+        "--transport",
+        choices=["grpc", "ws"],
+        default="grpc",
+        help="call over gRPC (HOST:PORT is the gRPC port) or WebSocket (the --ws-port)",
+    )
+    p.add_argument(
         "--calls",
         type=_concurrency,
         default=[10],
@@ -264,9 +270,9 @@ def _ratios_to_sink(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 async def _idle_rss(target: str, probe: ServerProbe, count: int, agent: str) -> dict[str, Any]:
     """RSS the server adds per conversation that has started and sits idle."""
-    from byova_media.testing.simulator import WebexSimulator
+    from byova_media.testing.simulators import simulator_for
 
-    async with WebexSimulator(target, realtime=False) as sim:
+    async with simulator_for(target, realtime=False) as sim:
         calls = [sim.call(agent) for _ in range(count)]
         before = probe.rss_mb()
         for batch in range(0, count, 100):
@@ -284,10 +290,14 @@ async def _idle_rss(target: str, probe: ServerProbe, count: int, agent: str) -> 
 
 
 async def _run(args: argparse.Namespace) -> dict[str, Any]:
+    from byova_media.testing.simulators import target_for
+
+    args.target = target_for(args.target, args.transport)
     probe = ServerProbe(args.server_pid) if args.server_pid else None
     progress = not args.no_progress
     document: dict[str, Any] = {
         "target": args.target,
+        "transport": args.transport,
         "machine": machine(),
         "processes": args.processes,
         "scenario": _scenario(args, args.calls[0]).to_dict() | {"calls": args.calls},

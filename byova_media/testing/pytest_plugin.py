@@ -21,12 +21,11 @@ from byova_media.config import Config
 from byova_media.plugins import PluginHost
 from byova_media.server import Server
 from byova_media.testing.simulator import WebexSimulator
+from byova_media.testing.simulators import Simulator
 from byova_media.testing.ws_simulator import WsWebexSimulator
 
 __all__ = ["ServerPool", "Simulator", "SimulatorFactory", "byova_server", "webex"]
 
-#: A simulator of either transport; both place calls with the same steps.
-Simulator = WebexSimulator | WsWebexSimulator
 SimulatorFactory = Callable[..., Awaitable[Simulator]]
 
 

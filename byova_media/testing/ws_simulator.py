@@ -304,7 +304,7 @@ class WsWebexSimulator:
         headers = {"trackingId": f"SIM_{uuid.uuid4()}"}
         token = self._token() if callable(self._token) else self._token
         if token:
-            headers["Authorization"] = f"Bearer {token}"
+            headers["Authorization"] = token if token.startswith("Bearer ") else f"Bearer {token}"
         return headers
 
     async def connect(self, path: str = "/v1/va") -> aiohttp.ClientWebSocketResponse:
