@@ -32,6 +32,7 @@ from pydantic import (
 
 from byova_media._proto import byova_common_pb2 as common
 from byova_media._proto import voicevirtualagent_pb2 as pb
+from byova_media.audio.formats import SUPPORTED_RATES
 from byova_media.ws.errors import ErrorCode, WsProtocolError, bad_request
 
 __all__ = [
@@ -48,8 +49,6 @@ __all__ = [
 #: Caller audio the engine decodes (the reference's contract is μ-law 8 kHz; the other two
 #: cost nothing to accept because the gRPC path already decodes them).
 SUPPORTED_ENCODINGS = frozenset({"MULAW_FORMAT", "ALAW_FORMAT", "LINEAR16_FORMAT"})
-#: Sample rates the engine resamples from.
-_RATE_RANGE = (8000, 48000)
 _MAX_ID = 256
 _EMPTY: dict[str, Any] = {}
 
@@ -200,11 +199,11 @@ def _audio(audio: _AudioInput) -> pb.VoiceInput:
             f"encoding {audio.encoding[:40]!r} is not supported "
             f"(use {', '.join(sorted(SUPPORTED_ENCODINGS))})",
         )
-    low, high = _RATE_RANGE
-    if not low <= audio.sample_rate_hertz <= high:
+    if audio.sample_rate_hertz not in SUPPORTED_RATES:
         raise WsProtocolError(
             ErrorCode.UNSUPPORTED_MEDIA,
-            f"sample_rate_hertz {audio.sample_rate_hertz} is outside {low}..{high}",
+            f"sample_rate_hertz {audio.sample_rate_hertz} is not supported "
+            f"(use {', '.join(str(r) for r in sorted(SUPPORTED_RATES))})",
         )
     message = pb.VoiceInput(
         caller_audio=audio.caller_audio_b64,

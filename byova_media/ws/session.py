@@ -56,6 +56,8 @@ _ABORTS: dict[str, tuple[ErrorCode, int]] = {
     "NOT_FOUND": (ErrorCode.BAD_REQUEST, 404),
     "RESOURCE_EXHAUSTED": (ErrorCode.RATE_LIMIT, 429),
     "UNAVAILABLE": (ErrorCode.RATE_LIMIT, 503),
+    "FAILED_PRECONDITION": (ErrorCode.BAD_REQUEST, 409),
+    "DEADLINE_EXCEEDED": (ErrorCode.TIMEOUT, 408),
 }
 #: Caller audio frames queued for the engine before the socket stops reading.
 _AUDIO_QUEUE_FRAMES = 64
@@ -293,8 +295,13 @@ class VaSocket:
             kind = await self.transport.engine.run_rpc(requests, out, self.tracking_id)
         except RpcAbort as exc:
             status = exc.code
-            code, http_status = _ABORTS.get(exc.code, (ErrorCode.UPSTREAM_ERROR, 502))
-            self._fail(WsProtocolError(code, exc.message, status=http_status))
+            if exc.code == "DEADLINE_EXCEEDED" and rpc.audio is not None:
+                # Caller audio paused (e.g. DTMF-only input): that stream ends, the socket
+                # lives on and the next frame opens a new one; its idle timeout governs.
+                log.debug("audio stream idle: %s", exc.message)
+            else:
+                code, http_status = _ABORTS.get(exc.code, (ErrorCode.UPSTREAM_ERROR, 502))
+                self._fail(WsProtocolError(code, exc.message, status=http_status))
         except asyncio.CancelledError:
             status = "CANCELLED"
             raise

@@ -353,10 +353,13 @@ async def test_12_caller_session_end_frees_the_conversation(ws_server: WsServer)
     frames = await sock.until(lambda f: f["type"] != "PONG", 5)
     assert payload(frames[-1])["response_type"] == "FINAL"  # tolerated
     assert await sock.closed() == 1000
+    # Freed: a new socket for the id is not refused as a second live socket; the engine
+    # refuses the ended conversation itself (no resumption on WebSocket).
     again = await open_call(ws_server, conversation_id=sock.conversation_id)
-    await again.start()  # freed: the same id starts afresh on a new socket
-    assert payload((await again.reply())[-1])["response_type"] == "FINAL"
-    await again.close()
+    await again.start()
+    await again.closed()
+    assert_error(again.received[-1], "bad_request", 409, sock.conversation_id)
+    assert "ended" in again.received[-1]["detail"]
 
 
 async def test_12_second_session_start_is_rejected(ws_server: WsServer) -> None:
