@@ -140,6 +140,12 @@ class Config(BaseModel):
             raise ValueError(
                 "tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file as well"
             )
+        plain_ws = self.ws_port is not None and self.tls_cert_file is None
+        if plain_ws and not (_is_loopback(self.host) or self.ws_allow_plain):
+            raise ValueError(
+                f"ws_port on host {self.host} needs TLS (tls_cert_file, tls_key_file); "
+                "set ws_allow_plain only behind a proxy that terminates TLS"
+            )
         return self
 
     @field_validator("advertise_address")
@@ -196,6 +202,10 @@ class Config(BaseModel):
             return cls.model_validate(data)
         except ValidationError as exc:
             raise ConfigError(_describe(exc)) from None
+
+
+def _is_loopback(host: str) -> bool:
+    return host in ("::1", "localhost") or host.startswith("127.")
 
 
 def _read_file(path: Path) -> dict[str, Any]:
