@@ -9,11 +9,14 @@ Three differences from gRPC, decided in docs/transports.md:
   merged with the next one, large ones split; a tail shorter than 320 B is padded with
   μ-law silence when the reply's FINAL comes, or dropped when a barge-in cut the reply.
 - The FINAL of a streamed reply carries a prompt with empty audio (reference §7.3).
+- A FINAL holding whole prompts (``reply_mode = "wav"``) is streamed the same way: the
+  WebSocket contract is raw μ-law (reference §6), so WAV prompts are unwrapped into CHUNKs.
 """
 
 from __future__ import annotations
 
 from byova_media._proto import voicevirtualagent_pb2 as pb
+from byova_media.audio.wav import is_wav, wav_to_ulaw
 
 __all__ = ["MAX_CHUNK_BYTES", "MIN_CHUNK_BYTES", "ReplyFramer"]
 
@@ -59,7 +62,12 @@ class ReplyFramer:
                 out.append((response, False))
             return out
         if response.response_type == _FINAL:
-            out = self._flush()
+            out = []
+            if any(p.audio_content for p in response.prompts):
+                out = self._unwrap(response)
+                response = pb.VoiceVAResponse()
+                response.CopyFrom(out.pop()[0])
+            out += self._flush()
             out.append((response, self._streamed))
             self._streamed = False
             return out
@@ -69,6 +77,27 @@ class ReplyFramer:
         """The caller barged in: a held-back tail of a bargeable prompt is never sent."""
         if self._bargeable:
             self._pending = b""
+
+    def _unwrap(self, final: pb.VoiceVAResponse) -> list[Framed]:
+        """CHUNKs of a FINAL's prompt audio, then (last) the FINAL without that audio."""
+        out: list[Framed] = []
+        for prompt in final.prompts:
+            if prompt.audio_content:
+                data = prompt.audio_content
+                ulaw = wav_to_ulaw(data) if is_wav(data) else data
+                out += self._audio(
+                    pb.Prompt(
+                        audio_content=ulaw,
+                        text=prompt.text,
+                        is_barge_in_enabled=prompt.is_barge_in_enabled,
+                    )
+                )
+        rest = pb.VoiceVAResponse()
+        rest.CopyFrom(final)
+        del rest.prompts[:]
+        rest.prompts.extend(p for p in final.prompts if not p.audio_content)
+        out.append((rest, False))
+        return out
 
     def _audio(self, prompt: pb.Prompt) -> list[Framed]:
         out: list[Framed] = []

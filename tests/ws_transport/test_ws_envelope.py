@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from byova_media._proto import byova_common_pb2 as common
@@ -134,6 +134,7 @@ def _chunk(audio: bytes, barge: bool = True) -> pb.VoiceVAResponse:
     )
 
 
+@settings(deadline=None, max_examples=60)  # no timing on a shared machine
 @given(st.lists(st.integers(min_value=1, max_value=70_000), min_size=1, max_size=12))
 def test_framer_sends_every_byte_in_chunks_of_320_b_to_32_kib(sizes: list[int]) -> None:
     framer = ReplyFramer()

@@ -105,3 +105,15 @@ async def test_wrong_direction_types_are_refused(byova_server: Any) -> None:
     await sock.send("VOICE_VA_RESPONSE", {"response_type": "FINAL"})
     await sock.closed()
     assert sock.received[-1]["code"] == "bad_request"
+
+
+async def test_wav_reply_mode_is_streamed_as_raw_ulaw_chunks(byova_server: Any) -> None:
+    sock = await connect(await _server(byova_server, reply_mode="wav"))
+    await sock.start()
+    frames = await sock.reply()
+    chunks = [f for f in frames if f["payload"]["response_type"] == "CHUNK"]
+    assert chunks and all(not audio_of(f).startswith(b"RIFF") for f in chunks)
+    assert all(320 <= len(audio_of(f)) <= 32 * 1024 for f in chunks)
+    final = frames[-1]["payload"]
+    assert [p.get("audio_content_b64") for p in final["prompts"]] == [""]
+    await sock.close()
