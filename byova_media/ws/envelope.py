@@ -50,7 +50,7 @@ __all__ = [
 #: cost nothing to accept because the gRPC path already decodes them).
 SUPPORTED_ENCODINGS = frozenset({"MULAW_FORMAT", "ALAW_FORMAT", "LINEAR16_FORMAT"})
 _MAX_ID = 256
-_EMPTY: dict[str, Any] = {}
+_ENCODINGS = {name: int(pb.VoiceInput.VoiceEncoding.Value(name)) for name in SUPPORTED_ENCODINGS}
 
 
 def _map(value: Any) -> Any:
@@ -74,7 +74,7 @@ def _b64(value: Any) -> bytes:
     if not isinstance(value, str):
         raise ValueError("must be a base64 string")
     try:
-        return base64.b64decode(value, validate=True)
+        return binascii.a2b_base64(value, strict_mode=True)
     except (binascii.Error, ValueError):
         raise ValueError("is not valid base64") from None
 
@@ -84,20 +84,6 @@ B64 = Annotated[bytes, BeforeValidator(_b64)]
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class Envelope(_Model):
-    """Every ``/v1/va`` frame: the base fields, plus a payload or the ERROR fields."""
-
-    type: Literal["VOICE_VA_REQUEST", "VOICE_VA_RESPONSE", "ERROR", "PING", "PONG"]
-    seq: StrictInt = Field(ge=1)
-    ts: AwareDatetime
-    conversation_id: StrictStr = Field(min_length=1, max_length=_MAX_ID)
-    metadata: Map | None = None
-    payload: dict[str, Any] | None = None
-    code: StrictStr | None = None
-    status: StrictInt | None = None
-    detail: StrictStr | None = None
 
 
 class _AudioInput(_Model):
@@ -136,6 +122,21 @@ class _Request(_Model):
     voice_va_input_type: _InputType
 
 
+class Envelope(_Model):
+    """Every ``/v1/va`` frame: the base fields, plus a payload or the ERROR fields."""
+
+    type: Literal["VOICE_VA_REQUEST", "VOICE_VA_RESPONSE", "ERROR", "PING", "PONG"]
+    seq: StrictInt = Field(ge=1)
+    ts: AwareDatetime
+    conversation_id: StrictStr = Field(min_length=1, max_length=_MAX_ID)
+    metadata: Map | None = None
+    #: A ``VoiceVARequest`` (the only payload a server receives; anything else is refused).
+    payload: _Request | None = None
+    code: StrictStr | None = None
+    status: StrictInt | None = None
+    detail: StrictStr | None = None
+
+
 def _describe(exc: ValidationError, what: str) -> str:
     """The first problem, by field path (no values: they may be audio or personal data)."""
     err = exc.errors()[0]
@@ -144,44 +145,46 @@ def _describe(exc: ValidationError, what: str) -> str:
 
 
 def parse_envelope(text: str) -> Envelope:
-    """One text frame as an envelope, or :class:`WsProtocolError` (``bad_request``)."""
+    """One text frame as an envelope, or :class:`WsProtocolError` (``bad_request``).
+
+    Parsing and validation happen in one pass in pydantic-core (the per-frame cost of
+    caller audio; see benchmarks/test_ws_envelope_bench.py).
+    """
     try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
-        raise bad_request("frame is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise bad_request("frame is not a JSON object")
-    if "type" in data and data["type"] not in Envelope.model_fields["type"].annotation.__args__:  # type: ignore[union-attr]
-        raise bad_request(f"unknown envelope type {str(data['type'])[:40]!r}")
-    try:
-        return Envelope.model_validate(data)
+        return Envelope.model_validate_json(text)
     except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"] == "json_invalid":
+            raise bad_request("frame is not valid JSON") from None
+        if not first["loc"]:
+            raise bad_request("frame is not a JSON object") from None
+        if first["loc"] == ("type",) and first["type"] == "literal_error":
+            raise bad_request(f"unknown envelope type {str(first['input'])[:40]!r}") from None
         raise bad_request(_describe(exc, "envelope")) from None
 
 
-def request_from_payload(payload: dict[str, Any] | None) -> pb.VoiceVARequest:
+def request_from_payload(model: _Request | None) -> pb.VoiceVARequest:
     """A ``VOICE_VA_REQUEST`` payload as the engine's protobuf request."""
-    if payload is None:
+    if model is None:
         raise bad_request("VOICE_VA_REQUEST without payload")
-    try:
-        model = _Request.model_validate(payload)
-    except ValidationError as exc:
-        raise bad_request(_describe(exc, "payload")) from None
     kinds = model.voice_va_input_type
     present = [k for k in ("audio_input", "dtmf_input", "event_input") if getattr(kinds, k)]
     if len(present) != 1:
         raise bad_request("voice_va_input_type must hold exactly one of audio_input, "
                           "dtmf_input, event_input")  # fmt: skip
     request = pb.VoiceVARequest(
-        conversation_id=model.conversation_id,
-        customer_org_id=model.customer_org_id,
-        virtual_agent_id=model.virtual_agent_id,
-        allow_partial_responses=bool(model.allow_partial_responses),
-        vendor_specific_config=model.vendor_specific_config,
-        additional_info={k: _text(v) for k, v in (model.additional_info or _EMPTY).items()},
+        conversation_id=model.conversation_id, customer_org_id=model.customer_org_id
     )
+    if model.virtual_agent_id:
+        request.virtual_agent_id = model.virtual_agent_id
+    if model.allow_partial_responses:
+        request.allow_partial_responses = True
+    if model.vendor_specific_config:
+        request.vendor_specific_config = model.vendor_specific_config
+    if model.additional_info:
+        request.additional_info.update({k: _text(v) for k, v in model.additional_info.items()})
     if kinds.audio_input is not None:
-        request.audio_input.CopyFrom(_audio(kinds.audio_input))
+        _audio(kinds.audio_input, request.audio_input)
     elif kinds.dtmf_input is not None:
         request.dtmf_input.CopyFrom(pb.DTMFInputs(dtmf_events=kinds.dtmf_input.dtmf_events))
     elif kinds.event_input is not None:
@@ -192,8 +195,10 @@ def request_from_payload(payload: dict[str, Any] | None) -> pb.VoiceVARequest:
     return request
 
 
-def _audio(audio: _AudioInput) -> pb.VoiceInput:
-    if audio.encoding not in SUPPORTED_ENCODINGS:
+def _audio(audio: _AudioInput, message: pb.VoiceInput) -> None:
+    """Fill ``message`` in place (no copy of the frame's audio into a parent message)."""
+    encoding = _ENCODINGS.get(audio.encoding)
+    if encoding is None:
         raise WsProtocolError(
             ErrorCode.UNSUPPORTED_MEDIA,
             f"encoding {audio.encoding[:40]!r} is not supported "
@@ -205,16 +210,15 @@ def _audio(audio: _AudioInput) -> pb.VoiceInput:
             f"sample_rate_hertz {audio.sample_rate_hertz} is not supported "
             f"(use {', '.join(str(r) for r in sorted(SUPPORTED_RATES))})",
         )
-    message = pb.VoiceInput(
-        caller_audio=audio.caller_audio_b64,
-        encoding=audio.encoding,
-        sample_rate_hertz=audio.sample_rate_hertz,
-        language_code=audio.language_code,
-        is_single_utterance=bool(audio.is_single_utterance),
-    )
+    message.caller_audio = audio.caller_audio_b64
+    message.encoding = encoding  # type: ignore[assignment]
+    message.sample_rate_hertz = audio.sample_rate_hertz
+    if audio.language_code:
+        message.language_code = audio.language_code
+    if audio.is_single_utterance:
+        message.is_single_utterance = True
     if audio.audio_timestamp is not None:
         message.audio_timestamp.FromDatetime(audio.audio_timestamp)
-    return message
 
 
 def _text(value: Any) -> str:

@@ -26,6 +26,13 @@ def _payload(input_type: dict[str, Any], **more: Any) -> dict[str, Any]:
     }
 
 
+def _parse(payload: dict[str, Any]) -> pb.VoiceVARequest:
+    """A payload through the whole inbound path: envelope, validation, protobuf."""
+    frame = {"type": "VOICE_VA_REQUEST", "seq": 1, "ts": "2026-11-20T09:00:00Z",
+             "conversation_id": "c-1", "payload": payload}  # fmt: skip
+    return request_from_payload(parse_envelope(json.dumps(frame)).payload)
+
+
 def _refused(call: Any, code: ErrorCode = ErrorCode.BAD_REQUEST) -> str:
     with pytest.raises(WsProtocolError) as refused:
         call()
@@ -51,7 +58,7 @@ def test_envelope_requires_the_base_fields_and_an_aware_timestamp() -> None:
 
 def test_maps_are_accepted_as_objects_or_key_value_lists() -> None:
     for params in ({"lang": "en"}, [{"key": "lang", "value": "en"}]):
-        request = request_from_payload(
+        request = _parse(
             _payload(
                 {"event_input": {"event_type": "SESSION_START", "parameters": params}},
                 additional_info=[{"key": "k", "value": "v"}],
@@ -61,7 +68,7 @@ def test_maps_are_accepted_as_objects_or_key_value_lists() -> None:
         assert dict(request.event_input.parameters) == {"lang": "en"}
         assert dict(request.additional_info) == {"k": "v"}
     _refused(
-        lambda: request_from_payload(
+        lambda: _parse(
             _payload({"event_input": {"event_type": "NO_INPUT", "parameters": [{"k": 1}]}})
         )
     )
@@ -69,34 +76,32 @@ def test_maps_are_accepted_as_objects_or_key_value_lists() -> None:
 
 def test_audio_frames_carry_their_format_and_base64_audio() -> None:
     audio = {"caller_audio_b64": "//////////8=", "encoding": "MULAW_FORMAT"}
-    request = request_from_payload(
+    request = _parse(
         _payload({"audio_input": {**audio, "sample_rate_hertz": 8000, "is_single_utterance": None}})
     )
     assert request.audio_input.caller_audio == b"\xff" * 8
     assert request.audio_input.encoding == pb.VoiceInput.MULAW_FORMAT
-    assert "sample_rate_hertz" in _refused(
-        lambda: request_from_payload(_payload({"audio_input": audio}))
-    )
+    assert "sample_rate_hertz" in _refused(lambda: _parse(_payload({"audio_input": audio})))
     assert "base64" in _refused(
-        lambda: request_from_payload(
+        lambda: _parse(
             _payload({"audio_input": {**audio, "sample_rate_hertz": 8000, "caller_audio_b64": "*"}})
         )
     )
     for media in ({"encoding": "OPUS"}, {"sample_rate_hertz": 7999}):
         frame = {**audio, "sample_rate_hertz": 8000, **media}
         _refused(
-            lambda f=frame: request_from_payload(_payload({"audio_input": f})),
+            lambda f=frame: _parse(_payload({"audio_input": f})),
             ErrorCode.UNSUPPORTED_MEDIA,
         )
 
 
 def test_exactly_one_input_kind_and_known_enum_names() -> None:
     both = {"event_input": {"event_type": "NO_INPUT"}, "dtmf_input": {"dtmf_events": []}}
-    assert "exactly one" in _refused(lambda: request_from_payload(_payload(both)))
-    _refused(lambda: request_from_payload(_payload({})))
-    _refused(lambda: request_from_payload(_payload({"dtmf_input": {"dtmf_events": ["ONE"]}})))
-    _refused(lambda: request_from_payload(_payload({"event_input": {"event_type": 1}})))
-    digits = request_from_payload(
+    assert "exactly one" in _refused(lambda: _parse(_payload(both)))
+    _refused(lambda: _parse(_payload({})))
+    _refused(lambda: _parse(_payload({"dtmf_input": {"dtmf_events": ["ONE"]}})))
+    _refused(lambda: _parse(_payload({"event_input": {"event_type": 1}})))
+    digits = _parse(
         _payload({"dtmf_input": {"dtmf_events": ["DTMF_DIGIT_ONE", "DTMF_DIGIT_POUND"]}})
     )
     assert list(digits.dtmf_input.dtmf_events) == [
