@@ -289,6 +289,15 @@ def add_control_command(add_command: AddCommand) -> None:
     p.add_argument("id")
     p.set_defaults(func=_run(_webhooks_delete))
 
+    _add_datasources_commands(sub, common, org)
+
+
+def _add_datasources_commands(
+    sub: argparse._SubParsersAction[Any],
+    common: argparse.ArgumentParser,
+    org: argparse.ArgumentParser,
+) -> None:
+    """``control datasources ...``; ensure and renew take ``--transport grpc|ws``."""
     ds = sub.add_parser("datasources", help="BYODS data sources").add_subparsers(
         dest="datasources_command", required=True, metavar="COMMAND"
     )
