@@ -19,6 +19,7 @@ from aiohttp import web
 
 from byova_media.app import App
 from byova_media.engine import Engine
+from byova_media.logs import RateLimitedLog
 from byova_media.ws.auth import UpgradeAuthenticator
 from byova_media.ws.session import VaSocket
 
@@ -42,6 +43,8 @@ class WsTransport:
         self.engine = engine
         self.authenticator = authenticator
         self.port = 0
+        #: Protocol errors of sockets: one line per ERROR code per 10 s, whatever the flood.
+        self.refusals = RateLimitedLog(logging.getLogger("byova_media.ws.session"))
         self._runner: web.AppRunner | None = None
         self._live: set[str] = set()
         self._sockets: set[web.WebSocketResponse] = set()

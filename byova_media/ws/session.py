@@ -178,7 +178,8 @@ class VaSocket:
         if self.outbox.closing:
             log.debug("after close: %s", error.detail)
             return
-        log.warning(
+        self.transport.refusals.warning(
+            str(error.code),
             "closing /v1/va socket: %s/%d %s [conversation=%s]",
             error.code,
             error.status,
