@@ -13,6 +13,7 @@ read both transports alike.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import ssl
@@ -55,8 +56,23 @@ def is_ws_target(target: str) -> bool:
     return target.startswith(("ws://", "wss://"))
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+class _Clock:
+    """RFC 3339 UTC timestamps with milliseconds, the date part formatted once a second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self) -> str:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._prefix}.{int(now * 1000) % 1000:03d}Z"
+
+
+_now = _Clock()
 
 
 def request_payload(request: pb.VoiceVARequest, audio_format: dict[str, Any]) -> dict[str, Any]:
@@ -112,6 +128,19 @@ class _Step:
     speech: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+def _plain_audio(request: pb.VoiceVARequest) -> bool:
+    """Only ids and caller audio: no timestamp, language or extra maps to carry."""
+    audio = request.audio_input
+    return not (
+        audio.HasField("audio_timestamp")
+        or audio.language_code
+        or audio.is_single_utterance
+        or request.additional_info
+        or request.allow_partial_responses
+        or request.vendor_specific_config
+    )
+
+
 class WsSimulatedCall(CallSteps):
     """One call on one socket; steps run one after another."""
 
@@ -127,6 +156,7 @@ class WsSimulatedCall(CallSteps):
         self._step: _Step | None = None
         self._closed: str | None = None
         self._pongs: dict[int, asyncio.Event] = {}
+        self._ids: tuple[str, str, str] | None = None
 
     async def _socket(self) -> aiohttp.ClientWebSocketResponse:
         if self._ws is None:
@@ -143,6 +173,10 @@ class WsSimulatedCall(CallSteps):
                 self._format["sample_rate_hertz"] = audio.sample_rate_hertz
             if not audio.caller_audio:
                 return  # gRPC's settings-only message: on WebSocket every frame carries them
+            if _plain_audio(request):
+                self._seq += 1
+                await ws.send_str(self._audio_frame(audio.caller_audio))
+                return
         self._seq += 1
         frame = {
             "type": "VOICE_VA_REQUEST",
@@ -152,6 +186,29 @@ class WsSimulatedCall(CallSteps):
             "payload": request_payload(request, self._format),
         }
         await ws.send_str(json.dumps(frame, separators=(",", ":")))
+
+    def _audio_frame(self, audio: bytes) -> str:
+        """The text of a plain caller-audio frame, built without a JSON encoder.
+
+        The load generator sends fifty of these a second per call; the ids are encoded
+        once per call and base64 needs no JSON escaping.
+        """
+        if self._ids is None:
+            self._ids = (
+                json.dumps(self.conversation_id),
+                json.dumps(self.org_id),
+                json.dumps(self.virtual_agent_id),
+            )
+        conversation, org, agent = self._ids
+        b64 = base64.b64encode(audio).decode("ascii")
+        fmt = self._format
+        return (
+            f'{{"type":"VOICE_VA_REQUEST","seq":{self._seq},"ts":"{_now()}",'
+            f'"conversation_id":{conversation},"payload":{{"conversation_id":{conversation},'
+            f'"customer_org_id":{org},"virtual_agent_id":{agent},"voice_va_input_type":'
+            f'{{"audio_input":{{"caller_audio_b64":"{b64}","encoding":"{fmt["encoding"]}",'
+            f'"sample_rate_hertz":{int(fmt["sample_rate_hertz"])}}}}}}}}}'
+        )
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         async for msg in ws:

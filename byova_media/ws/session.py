@@ -59,8 +59,8 @@ _ABORTS: dict[str, tuple[ErrorCode, int]] = {
     "FAILED_PRECONDITION": (ErrorCode.BAD_REQUEST, 409),
     "DEADLINE_EXCEEDED": (ErrorCode.TIMEOUT, 408),
 }
-#: Caller audio frames queued for the engine before the socket stops reading.
-_AUDIO_QUEUE_FRAMES = 64
+#: Caller audio frames queued for the engine before the socket stops reading (160 ms).
+_AUDIO_QUEUE_FRAMES = 8
 
 
 class _AudioStream:
@@ -206,6 +206,9 @@ class VaSocket:
                 raise WsProtocolError(ErrorCode.TIMEOUT, f"{what} within {timeout:g} s") from None
             if msg.type == aiohttp.WSMsgType.TEXT:
                 await self._frame(msg.data)
+                # receive() returns buffered frames without yielding: a burst from one
+                # socket would hold the loop (and every other call's reply) for its length.
+                await asyncio.sleep(0)
             elif msg.type == aiohttp.WSMsgType.BINARY:
                 raise bad_request("binary frames are not used on /v1/va; send JSON text frames")
             else:
