@@ -31,7 +31,7 @@ from byova_media.plugins import PluginHost
 from byova_media.servicer import VoiceVirtualAgentServicer
 from byova_media.turn_taking import start_end_of_turn
 from byova_media.watchdog import LoopWatchdog
-from byova_media.ws import WsTransport
+from byova_media.ws.server import WsTransport
 
 __all__ = ["SERVICE_NAME", "Server"]
 

@@ -8,6 +8,7 @@ can answer 401 before it upgrades, and it bounds frames (``max_msg_size``) and s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -96,10 +97,9 @@ class WsTransport:
 
     async def _upgrade(self, request: web.Request) -> web.WebSocketResponse | web.Response:
         """Authenticate, then upgrade; a refusal is an HTTP answer and no socket."""
-        tracking = request.headers.get("trackingId", "")[:128]
         if self.authenticator is not None:
             accepted = await self.authenticator.check(
-                request.headers.get("Authorization"), _UNSAFE.sub("?", tracking[:80])
+                request.headers.get("Authorization"), _tracking_id(request)[:80]
             )
             if not accepted:
                 return web.Response(
@@ -123,7 +123,7 @@ class WsTransport:
         self._idle.clear()
         self.app.metrics.ws_sockets.inc()
         try:
-            await VaSocket(ws, self, request.headers.get("trackingId", "")[:128]).run()
+            await VaSocket(ws, self, _tracking_id(request)).run()
         finally:
             self._sockets.discard(ws)
             self.app.metrics.ws_sockets.dec()
@@ -149,8 +149,9 @@ class WsTransport:
                 message=f"bad_request: {problem}".encode()[:120],
             )
             return ws
-        await ws.send_str(json.dumps(self._agents(), separators=(",", ":")))
-        await ws.close(code=aiohttp.WSCloseCode.OK)
+        with contextlib.suppress(ConnectionError):  # Webex may close first (reference §3)
+            await ws.send_str(json.dumps(self._agents(), separators=(",", ":")))
+            await ws.close(code=aiohttp.WSCloseCode.OK)
         return ws
 
     def _agents(self) -> dict[str, Any]:
@@ -163,6 +164,11 @@ class WsTransport:
                 item["description"] = description
             agents.append(item)
         return {"virtual_agents": agents}
+
+
+def _tracking_id(request: web.Request) -> str:
+    """Webex's ``trackingId`` upgrade header, safe for log lines (Cisco's sample copies it)."""
+    return _UNSAFE.sub("?", request.headers.get("trackingId", "")[:128])
 
 
 def _list_problem(msg: aiohttp.WSMessage) -> str | None:
