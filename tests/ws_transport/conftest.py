@@ -48,6 +48,8 @@ async def ws_server(tmp_path_factory: Any) -> AsyncIterator[WsServer]:
             "BYOVA_MEDIA_CONTROL_JWS_ISSUERS": broker.issuer(),
             "BYOVA_MEDIA_CONTROL_STORE": f"sqlite:///{store}",
             "BYOVA_MEDIA_WS_CLOSE_TIMEOUT_S": "1",
+            # A test that fails with a socket open must not hold the module's teardown.
+            "BYOVA_MEDIA_DRAIN_TIMEOUT_S": "2",
         }
         args = ("--plugin", "echo", "--plugin", "control", "--ws-port", "0")
         async with serve_process(*args, env=env) as served:
