@@ -294,7 +294,8 @@ class VaSocket:
     async def _run(
         self, rpc: _VirtualRpc, requests: AsyncIterator[pb.VoiceVARequest], out: RpcOutput
     ) -> None:
-        kind, status = "unknown", "OK"
+        # The engine names the kind when the step returns; a stream cut short keeps this one.
+        kind, status = ("audio" if rpc.audio is not None else "unknown"), "OK"
         try:
             kind = await self.transport.engine.run_rpc(requests, out, self.tracking_id)
         except RpcAbort as exc:
