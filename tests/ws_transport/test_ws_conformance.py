@@ -220,10 +220,10 @@ async def test_6_dtmf_in_event_mode_without_audio(ws_server: WsServer) -> None:
     await sock.event("START_OF_DTMF")
     answer = await sock.reply()  # an empty FINAL is tolerated; nothing else may come
     assert [payload(f).get("prompts") for f in answer] == [None]
-    await sock.dtmf("DTMF_DIGIT_ONE", "DTMF_DIGIT_POUND")
+    await sock.dtmf("DTMF_DIGIT_TWO", "DTMF_DIGIT_ONE", "DTMF_DIGIT_POUND")
     reply = await sock.reply()
     texts = [p.get("text", "") for f in reply for p in payload(f).get("prompts", [])]
-    assert "You pressed 1 #" in texts
+    assert "Digits so far: 2 1" in texts  # echo reads the keys back in order at the #
     await sock.close()
 
 
