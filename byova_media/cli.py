@@ -41,6 +41,7 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--host")
     p.add_argument("--port", type=int, help="gRPC port (0 picks a free one)")
     p.add_argument("--http-port", type=int, help="HTTP port for health, metrics, webhooks")
+    p.add_argument("--ws-port", type=int, help="BYOVA over WebSocket port (0 picks a free one)")
     p.add_argument("--reply-mode", choices=["chunk", "wav"])
     p.add_argument(
         "--turn-detector", metavar="NAME", help="end-of-turn model, e.g. smartturn (default: none)"
@@ -67,6 +68,7 @@ def _load_config(args: argparse.Namespace) -> Config:
         "host": args.host,
         "port": args.port,
         "http_port": args.http_port,
+        "ws_port": args.ws_port,
         "reply_mode": args.reply_mode,
         "turn_detector": args.turn_detector,
         "turn_detector_silence_ms": args.turn_detector_silence_ms,
@@ -133,10 +135,12 @@ def _plugins(args: argparse.Namespace) -> int:
 
 
 def _call(args: argparse.Namespace) -> int:
-    from byova_media.testing.simulator import WebexSimulator
+    from byova_media.testing.simulators import simulator_for, target_for
+
+    target = target_for(args.target, args.transport)
 
     async def place() -> int:
-        async with WebexSimulator(args.target, realtime=not args.fast, token=args.token) as sim:
+        async with simulator_for(target, realtime=not args.fast, token=args.token) as sim:
             call = sim.call(args.agent)
             steps = [await call.start()]
             if args.wav:
@@ -166,10 +170,16 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
     p.set_defaults(func=_plugins)
     p = sub.add_parser("call", help="place a simulated Webex call and print its timeline")
     p.add_argument("target", help="HOST:PORT of the BYOVA server")
+    p.add_argument(
+        "--transport",
+        choices=["grpc", "ws"],
+        default="grpc",
+        help="gRPC (HOST:PORT is the gRPC port) or WebSocket (the --ws-port; ws:// or wss://)",
+    )
     p.add_argument("--wav", type=Path, help="caller audio (any WAV)")
     p.add_argument("--dtmf", help="digits to press after speaking, e.g. 12#")
     p.add_argument("--agent", default="", help="virtual_agent_id (default: the server's default)")
-    p.add_argument("--token", help="value of the authorization metadata")
+    p.add_argument("--token", help="the data-source JWS (authorization metadata or header)")
     p.add_argument("--save-prompts", type=Path, metavar="DIR")
     p.add_argument("--fast", action="store_true", help="send audio faster than real time")
     p.add_argument(

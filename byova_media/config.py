@@ -52,6 +52,17 @@ class Config(BaseModel):
     tls_key_file: Path | None = None
     tls_client_ca_file: Path | None = None
     drain_timeout_s: float = Field(30.0, ge=0)
+    # --- BYOVA over WebSocket (off unless ws_port is set; TLS from the tls_* settings) ---
+    ws_port: int | None = Field(None, ge=0, le=65535)
+    #: Serve ws:// without TLS on a non-loopback host (behind a TLS-terminating proxy).
+    ws_allow_plain: bool = False
+    ws_max_frame_bytes: int = Field(1 * _MIB, ge=64 * 1024, le=64 * _MIB)
+    ws_send_queue_bytes: int = Field(1 * _MIB, ge=64 * 1024)
+    ws_first_message_timeout_s: float = Field(10.0, gt=0)
+    ws_idle_timeout_s: float = Field(300.0, gt=0)
+    #: Control-ping interval; a pong missing for half of it closes the socket (0: off).
+    ws_heartbeat_s: float = Field(30.0, ge=0)
+    ws_close_timeout_s: float = Field(5.0, gt=0)
     half_close_grace_ms: int = Field(1000, ge=0)
     #: An RPC that sends no first message in this time ends with DEADLINE_EXCEEDED.
     first_message_timeout_ms: int = Field(10_000, ge=100)
@@ -132,6 +143,12 @@ class Config(BaseModel):
             raise ValueError(
                 "tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file as well"
             )
+        plain_ws = self.ws_port is not None and self.tls_cert_file is None
+        if plain_ws and not (_is_loopback(self.host) or self.ws_allow_plain):
+            raise ValueError(
+                f"ws_port on host {self.host} needs TLS (tls_cert_file, tls_key_file); "
+                "set ws_allow_plain only behind a proxy that terminates TLS"
+            )
         return self
 
     @field_validator("advertise_address")
@@ -188,6 +205,10 @@ class Config(BaseModel):
             return cls.model_validate(data)
         except ValidationError as exc:
             raise ConfigError(_describe(exc)) from None
+
+
+def _is_loopback(host: str) -> bool:
+    return host in ("::1", "localhost") or host.startswith("127.")
 
 
 def _read_file(path: Path) -> dict[str, Any]:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from byova_media.app import App
     from byova_media.audio.end_of_turn import EndOfTurnModel
     from byova_media.audio.vad import VoiceActivityDetector
+    from byova_media.ws.auth import UpgradeAuthenticator
 
 __all__ = ["hookspec"]
 
@@ -107,6 +108,16 @@ def byova_grpc_interceptors(app: App) -> Sequence[grpc.aio.ServerInterceptor] | 
 
     Called once per server, before it binds its port. Interceptors run for every
     RPC, in plugin registration order. All implementations are called.
+    """
+
+
+@hookspec(firstresult=True)
+def byova_ws_authenticator(app: App) -> UpgradeAuthenticator | None:
+    """Return the check for WebSocket upgrades (``/v1/va``, ``/v1/listVirtualAgents``).
+
+    Called once per server when ``ws_port`` is set, before it binds the port. A refused
+    upgrade gets HTTP 401 and no socket. ``firstresult``: the first non-None result wins;
+    with none, sockets are not authenticated.
     """
 
 

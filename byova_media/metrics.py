@@ -48,6 +48,10 @@ class Metrics:
             ["plugin"],
             registry=r,
         )
+        self.ws_sockets = Gauge("byova_ws_sockets", "Open /v1/va WebSocket sockets", registry=r)
+        self.ws_errors = Counter(
+            "byova_ws_errors", "/v1/va sockets closed with an ERROR, by code", ["code"], registry=r
+        )
         self.barge_ins = Counter("byova_barge_ins", "Prompts interrupted by the caller", registry=r)
         self.loop_lag = Gauge(
             "byova_event_loop_lag_seconds",

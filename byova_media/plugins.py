@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from byova_media.app import App
     from byova_media.audio.end_of_turn import EndOfTurnModel
     from byova_media.audio.vad import VoiceActivityDetector
+    from byova_media.ws.auth import UpgradeAuthenticator
 
 __all__ = ["BUILTIN_PLUGINS", "PluginError", "PluginHost", "PluginInfo"]
 
@@ -190,6 +191,11 @@ class PluginHost:
         results = self.pm.hook.byova_grpc_interceptors(app=app)
         # pluggy returns results last-registered first; install in registration order.
         return [i for group in reversed(results) if group for i in group]
+
+    def ws_authenticator(self, app: App) -> UpgradeAuthenticator | None:
+        """The first plugin's check for WebSocket upgrades, or None (no authentication)."""
+        result: UpgradeAuthenticator | None = self.pm.hook.byova_ws_authenticator(app=app)
+        return result
 
     def http_routes(self, app: App) -> list[web.RouteDef]:
         results = self.pm.hook.byova_http_routes(app=app)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 import time
 from types import TracebackType
 
@@ -29,6 +30,7 @@ from byova_media.plugins import PluginHost
 from byova_media.servicer import VoiceVirtualAgentServicer
 from byova_media.turn_taking import start_end_of_turn
 from byova_media.watchdog import LoopWatchdog
+from byova_media.ws.server import WsTransport
 
 __all__ = ["SERVICE_NAME", "Server"]
 
@@ -47,6 +49,8 @@ class Server:
         self.app = App(config=config, plugins=self.plugins)
         self.port = 0
         self.http_port: int | None = None
+        self.ws_port: int | None = None
+        self.ws: WsTransport | None = None
         self._grpc: grpc.aio.Server | None = None
         self._http: HttpPort | None = None
         self._health = health.aio.HealthServicer()
@@ -83,6 +87,7 @@ class Server:
                 self.config.advertise_address or f"{self.config.host}:{self.port}"
             )
         await self._start_http()
+        await self._start_ws(self._engine)
         await self.plugins.start(self.app)
         self._sweeper = asyncio.create_task(self._sweep())
         if self.config.loop_stall_warn_ms is not None:
@@ -94,7 +99,8 @@ class Server:
             "byova-media serving VoiceVirtualAgent on %s:%d%s (agents: %s)",
             self.config.host,
             self.port,
-            f", HTTP on port {self.http_port}" if self.http_port is not None else "",
+            (f", HTTP on port {self.http_port}" if self.http_port is not None else "")
+            + (f", WebSocket on port {self.ws_port}" if self.ws_port is not None else ""),
             ", ".join(self._engine.registry.agents) or "none",
         )
 
@@ -183,6 +189,22 @@ class Server:
         for name in ("", SERVICE_NAME):
             await self._health.set(name, status)
 
+    async def _start_ws(self, engine: Engine) -> None:
+        """BYOVA over WebSocket on its own port, when configured (Config refuses plain
+        WebSocket off loopback unless ws_allow_plain is set)."""
+        config = self.config
+        if config.ws_port is None:
+            return
+        context: ssl.SSLContext | None = None
+        if config.tls_cert_file and config.tls_key_file:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(config.tls_cert_file, config.tls_key_file)
+        authenticator = self.plugins.ws_authenticator(self.app)
+        if authenticator is None:
+            log.warning("WebSocket upgrades are not authenticated (no plugin checks the JWS)")
+        self.ws = WsTransport(self.app, engine, authenticator)
+        self.ws_port = await self.ws.start(config.host, config.ws_port, context)
+
     async def _sweep(self) -> None:
         """Expire idle conversations (Webex never said SESSION_END, or the call moved)."""
         interval = min(_SWEEP_INTERVAL_S, self.config.conversation_ttl_s / 4)
@@ -216,11 +238,16 @@ class Server:
             await self.cluster.hand_off_all()
 
     async def _idle(self) -> None:
-        """Until no RPC runs here: the engine's, and in a cluster those forwarded from here."""
+        """Until no RPC runs here: the engine's, and in a cluster those forwarded from here.
+
+        Open WebSocket sockets too: a WebSocket call between steps has no RPC open.
+        """
         await self.engine.wait_idle()
         if self.cluster is not None:
             await self.cluster.wait_idle()
             await self.engine.wait_idle()
+        if self.ws is not None:
+            await self.ws.wait_idle()
 
     async def stop(self, grace_s: float = 0.0) -> None:
         """Stop everything now (after :meth:`drain` for a graceful stop)."""
@@ -238,6 +265,8 @@ class Server:
             # In a cluster, an RPC that a balancer or peer sent in the instant before the
             # port closes still finishes: cutting it would fail a call that could go on.
             await self._grpc.stop(max(grace_s, 2.0) if self.cluster is not None else grace_s)
+        if self.ws is not None:
+            await self.ws.stop()
         if self._engine is not None:
             for conv in self._engine.registry.all():
                 await self._engine.end(conv, "server_stop")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from byova_media.testing.simulator import WebexSimulator
+from byova_media.testing.ws_simulator import WsWebexSimulator
 
 
 def _cert(
@@ -87,6 +89,26 @@ async def test_tls_call(byova_server: Any, pki: dict[str, Any]) -> None:
     async with WebexSimulator(f"localhost:{server.port}", realtime=False, credentials=creds) as sim:
         result = await sim.call("echo").start()
     assert result.code == grpc.StatusCode.OK and result.audio
+
+
+async def test_wss_call_uses_the_same_certificate(byova_server: Any, pki: dict[str, Any]) -> None:
+    d = pki["dir"]
+    server = await byova_server(
+        plugins=["echo"],
+        tls_cert_file=d / "cert.pem",
+        tls_key_file=d / "key.pem",
+        ws_port=0,
+        **_options(),
+    )
+    context = ssl.create_default_context(cadata=pki["ca"].decode())
+    target = f"wss://localhost:{server.ws_port}"
+    async with WsWebexSimulator(target, realtime=False, ssl_context=context) as sim:
+        result = await sim.call("echo").start()
+    assert result.code == grpc.StatusCode.OK and result.audio
+    untrusted = ssl.create_default_context()  # the test CA is not in the system store
+    async with WsWebexSimulator(target, realtime=False, ssl_context=untrusted) as sim:
+        refused = await sim.call("echo").start()
+    assert refused.code == grpc.StatusCode.UNAVAILABLE
 
 
 async def test_mtls_requires_a_client_certificate(byova_server: Any, pki: dict[str, Any]) -> None:

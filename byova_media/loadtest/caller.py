@@ -22,7 +22,8 @@ from byova_media.audio.codecs import pcm_to_ulaw
 from byova_media.audio.formats import FRAME_MS, FRAME_SAMPLES, ULAW_SILENCE_FRAME
 from byova_media.loadtest.connection import Connection
 from byova_media.loadtest.scenario import Scenario, Step, speech_pcm
-from byova_media.testing.simulator import RpcResult, SimulatedCall, WebexSimulator
+from byova_media.testing.simulator import CallSteps, RpcResult
+from byova_media.testing.simulators import Simulator
 
 __all__ = ["Tally", "run_callers"]
 
@@ -108,7 +109,7 @@ class _Caller:
             return False
         return True
 
-    async def call(self, sim: WebexSimulator, turns: int, until: float | None) -> None:
+    async def call(self, sim: Simulator, turns: int, until: float | None) -> None:
         """Place one call: SESSION_START, ``turns`` steps of the script, hang-up.
 
         A long call (``scenario.long_calls``) ignores ``turns`` and goes on until ``until``.
@@ -141,7 +142,7 @@ class _Caller:
         else:
             tally.calls_failed += 1
 
-    async def _step(self, call: SimulatedCall, step: Step) -> bool:
+    async def _step(self, call: CallSteps, step: Step) -> bool:
         call.history.clear()  # the tally keeps what matters; long calls stay small
         if step.kind == "dtmf":
             return self._check(await call.dtmf(step.digits))
@@ -153,7 +154,7 @@ class _Caller:
             self.tally.latencies_ms.append(latency)
         return True
 
-    async def _say(self, call: SimulatedCall, frames: list[bytes]) -> RpcResult:
+    async def _say(self, call: CallSteps, frames: list[bytes]) -> RpcResult:
         """One audio RPC paced in real time until END_OF_INPUT or the end of the audio."""
         tally, late_s = self.tally, self.scenario.late_ms / 1000.0
         eoi = asyncio.Event()
@@ -231,7 +232,7 @@ async def run_callers(
     until = started + scenario.ramp_s + scenario.duration_s if scenario.duration_s else None
     budget = [scenario.max_calls]
 
-    async def caller(index: int, sim: WebexSimulator) -> None:
+    async def caller(index: int, sim: Simulator) -> None:
         await asyncio.sleep((offset + index) / scenario.calls * scenario.ramp_s)
         runner = _Caller(scenario, tally, frames)
         while budget[0] > 0:
@@ -240,7 +241,8 @@ async def run_callers(
             if until is None or time.monotonic() >= until:
                 break
 
-    # A few channels, as Webex spreads calls over connections.
+    # A few channels, as Webex spreads calls over connections (one socket per call on
+    # WebSocket, whatever the simulator).
     connection = connection or Connection()
     sims = [connection.simulator(target) for _ in range(max(1, min(8, callers // 50)))]
     if on_start is not None:

@@ -73,6 +73,12 @@ def add_loadtest_parser(sub: Any) -> None:
 def _add_load_options(p: argparse.ArgumentParser) -> None:
     """What load to place: how many calls, for how long, doing what."""
     p.add_argument(
+        "--transport",
+        choices=["grpc", "ws"],
+        default="grpc",
+        help="call over gRPC (HOST:PORT is the gRPC port) or WebSocket (the --ws-port)",
+    )
+    p.add_argument(
         "--calls",
         type=_concurrency,
         default=[10],
@@ -293,7 +299,7 @@ async def _idle_rss(
     target: str, probe: ServerProbe, count: int, agent: str, connection: Connection
 ) -> dict[str, Any]:
     """RSS the server adds per conversation that has started and sits idle."""
-    async with connection.simulator(target) as sim:
+    async with connection.simulator(target, realtime=False) as sim:
         calls = [sim.call(agent) for _ in range(count)]
         before = probe.rss_mb()
         for batch in range(0, count, 100):
@@ -311,10 +317,14 @@ async def _idle_rss(
 
 
 async def _run(args: argparse.Namespace) -> dict[str, Any]:
+    from byova_media.testing.simulators import target_for
+
+    args.target = target_for(args.target, args.transport)
     probe = ServerProbe(args.server_pid) if args.server_pid else None
     progress = not args.no_progress
     document: dict[str, Any] = {
         "target": args.target,
+        "transport": args.transport,
         "machine": machine(),
         "processes": args.processes,
         "scenario": _scenario(args, args.calls[0]).to_dict() | {"calls": args.calls},

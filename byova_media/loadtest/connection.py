@@ -14,6 +14,8 @@ from pathlib import Path
 import grpc
 
 from byova_media.testing.simulator import WebexSimulator
+from byova_media.testing.simulators import Simulator, simulator_for
+from byova_media.testing.ws_simulator import is_ws_target
 
 __all__ = ["TOKEN_ENV", "Connection"]
 
@@ -75,10 +77,13 @@ class Connection:
             return self.token
         return _FileToken(self.token_file)
 
-    def simulator(self, target: str) -> WebexSimulator:
-        """A real-time simulator on a channel to ``target`` with this security."""
+    def simulator(self, target: str, realtime: bool = True) -> Simulator:
+        """A simulator for ``target`` with this security: WebSocket for ``ws://``/``wss://``
+        (the token on the upgrade), gRPC on a channel with these credentials otherwise."""
+        if is_ws_target(target):
+            return simulator_for(target, realtime=realtime, token=self.token_source())
         return WebexSimulator(
-            target, realtime=True, token=self.token_source(), credentials=self.credentials()
+            target, realtime=realtime, token=self.token_source(), credentials=self.credentials()
         )
 
 

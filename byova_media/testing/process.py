@@ -24,6 +24,8 @@ __all__ = ["READY_LINE", "ServedProcess", "serve_process"]
 
 #: The log line a server prints once it takes calls; group 1 is the bound port.
 READY_LINE = re.compile(r"serving VoiceVirtualAgent on [\d.]+:(\d+)")
+#: In the ready line when ``--ws-port`` is given; group 1 is the bound WebSocket port.
+WS_READY = re.compile(r"WebSocket on port (\d+)")
 
 
 @dataclass
@@ -32,6 +34,8 @@ class ServedProcess:
 
     proc: asyncio.subprocess.Process
     port: int = 0
+    #: The bound WebSocket port (``--ws-port``), or None.
+    ws_port: int | None = None
     lines: list[str] = field(default_factory=list)
     _pump: asyncio.Task[None] | None = None
 
@@ -99,6 +103,8 @@ async def _wait_ready(served: ServedProcess, timeout_s: float) -> int:
         while raw := await stdout.readline():
             served.lines.append(raw.decode(errors="replace"))
             if match := READY_LINE.search(served.lines[-1]):
+                if ws := WS_READY.search(served.lines[-1]):
+                    served.ws_port = int(ws.group(1))
                 return int(match.group(1))
     raise RuntimeError("byova-media serve exited before it was ready:\n" + served.output)
 

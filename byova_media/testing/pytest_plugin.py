@@ -13,7 +13,7 @@ the test; ``webex`` connects simulators to the last server started::
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -21,10 +21,12 @@ from byova_media.config import Config
 from byova_media.plugins import PluginHost
 from byova_media.server import Server
 from byova_media.testing.simulator import WebexSimulator
+from byova_media.testing.simulators import Simulator
+from byova_media.testing.ws_simulator import WsWebexSimulator
 
-__all__ = ["ServerPool", "byova_server", "webex"]
+__all__ = ["ServerPool", "Simulator", "SimulatorFactory", "byova_server", "webex"]
 
-SimulatorFactory = Callable[..., Awaitable[WebexSimulator]]
+SimulatorFactory = Callable[..., Awaitable[Simulator]]
 
 
 class ServerPool:
@@ -73,15 +75,28 @@ async def byova_server() -> AsyncIterator[ServerPool]:
 
 @pytest.fixture
 async def webex(byova_server: ServerPool) -> AsyncIterator[SimulatorFactory]:
-    """``await webex(server=None, realtime=False, token=None)`` → a simulator connected to
-    ``server`` (default: the last server this test started)."""
-    sims: list[WebexSimulator] = []
+    """``await webex(server=None, realtime=False, token=None, transport="grpc")`` → a
+    simulator connected to ``server`` (default: the last server this test started).
+
+    ``transport="ws"`` places calls over WebSocket; start that server with ``ws_port=0``.
+    """
+    sims: list[Simulator] = []
 
     async def connect(
-        server: Server | None = None, *, realtime: bool = False, **kwargs: Any
-    ) -> WebexSimulator:
+        server: Server | None = None,
+        *,
+        realtime: bool = False,
+        transport: Literal["grpc", "ws"] = "grpc",
+        **kwargs: Any,
+    ) -> Simulator:
         server = server or byova_server.last
-        sim = WebexSimulator(f"127.0.0.1:{server.port}", realtime=realtime, **kwargs)
+        sim: Simulator
+        if transport == "ws":
+            if server.ws_port is None:
+                raise RuntimeError("start the server with ws_port=0 to call it over WebSocket")
+            sim = WsWebexSimulator(f"ws://127.0.0.1:{server.ws_port}", realtime=realtime, **kwargs)
+        else:
+            sim = WebexSimulator(f"127.0.0.1:{server.port}", realtime=realtime, **kwargs)
         sims.append(sim)
         return sim
 

@@ -10,6 +10,7 @@ sends ``authorization`` and ``trackingid`` metadata and records everything recei
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import time
 import uuid
@@ -32,7 +33,7 @@ from byova_media.audio.wav import is_wav, read_wav, ulaw_wav, wav_to_ulaw
 from byova_media.servicer import COMPLETED_AFTER_KEY
 from byova_media.wire import digit_value
 
-__all__ = ["RpcResult", "SimulatedCall", "WebexSimulator", "is_boundary"]
+__all__ = ["CallSteps", "RpcResult", "SimulatedCall", "WebexSimulator", "is_boundary"]
 
 _EVENT_NAMES = {v: k for k, v in pb.OutputEvent.EventType.items()}
 _WIRE_ENCODING = {
@@ -118,13 +119,17 @@ class RpcResult:
         return next((t for t, w in self.timeline if w == what), None)
 
 
-class SimulatedCall:
-    """One call: a conversation id and the RPCs placed for it so far."""
+class CallSteps(abc.ABC):
+    """The steps of one call (start, say, DTMF, events, hang-up), whatever the transport.
+
+    A transport implements :meth:`stream`: run one step's requests and collect what came
+    back. ``realtime`` paces caller audio at 20 ms per frame.
+    """
 
     def __init__(
-        self, sim: WebexSimulator, conversation_id: str, virtual_agent_id: str, org_id: str
+        self, realtime: bool, conversation_id: str, virtual_agent_id: str, org_id: str
     ) -> None:
-        self.sim = sim
+        self.realtime = realtime
         self.conversation_id = conversation_id
         self.virtual_agent_id = virtual_agent_id
         self.org_id = org_id
@@ -220,7 +225,7 @@ class SimulatedCall:
                     message.audio_timestamp.FromMilliseconds(1_700_000_000_000 + 20 * index)
                 yield self.request(audio_input=message)
                 result_holder["r"].frames_sent += 1
-                if self.sim.realtime:
+                if self.realtime:
                     delay = started + (n + 1) * FRAME_S - time.monotonic()
                     if delay > 0:
                         await asyncio.sleep(delay)
@@ -228,6 +233,67 @@ class SimulatedCall:
                     await asyncio.sleep(0)
 
         return await self.stream("audio", requests(), eoi, result_holder)
+
+    @abc.abstractmethod
+    async def stream(
+        self,
+        kind: str,
+        requests: AsyncIterator[pb.VoiceVARequest],
+        eoi: asyncio.Event | None,
+        holder: dict[str, RpcResult] | None = None,
+    ) -> RpcResult:
+        """Run one step: send ``requests``, collect every response, return the result.
+
+        ``eoi`` is set when END_OF_INPUT arrives (a request generator stops on it, as
+        Webex does); ``holder["r"]`` receives the result object before the step starts.
+        """
+
+    def save_prompts(self, directory: Path) -> list[Path]:
+        """Write the audio each step received as a WAV file; return the paths."""
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for n, result in enumerate(self.history):
+            if result.audio:
+                path = directory / f"{n:02d}-{result.kind}.wav"
+                path.write_bytes(ulaw_wav(result.audio))
+                paths.append(path)
+        return paths
+
+    def timeline(self) -> str:
+        """A readable account of the call, one line per received message."""
+        lines = []
+        for n, result in enumerate(self.history):
+            lines.append(f"RPC {n + 1} {result.kind}:")
+            lines.extend(f"  {t * 1000:8.1f} ms  {what}" for t, what in result.timeline)
+        return "\n".join(lines)
+
+    def report(self) -> str:
+        """One line per RPC: status, when this client half-closed, when the server completed,
+        and what the server says it completed after (``half-close`` or the ``grace``)."""
+
+        def ms(value: float | None) -> str:
+            return "-" if value is None else f"{value * 1000:.1f} ms"
+
+        lines = [f"{'RPC':<4} {'kind':<14} {'status':<18} {'half-close':>11} "
+                 f"{'completed':>11}  completed after"]  # fmt: skip
+        for n, result in enumerate(self.history):
+            completed = result.timeline[-1][0] if result.timeline else None
+            lines.append(
+                f"{n + 1:<4} {result.kind:<14} {result.code.name:<18} "
+                f"{ms(result.time_of('half-close')):>11} {ms(completed):>11}  "
+                f"{result.completed_after or 'not said'}"
+            )
+        return "\n".join(lines)
+
+
+class SimulatedCall(CallSteps):
+    """One call over gRPC: a conversation id and the RPCs placed for it so far."""
+
+    def __init__(
+        self, sim: WebexSimulator, conversation_id: str, virtual_agent_id: str, org_id: str
+    ) -> None:
+        super().__init__(sim.realtime, conversation_id, virtual_agent_id, org_id)
+        self.sim = sim
 
     async def stream(
         self,
@@ -289,43 +355,6 @@ class SimulatedCall:
         result.completed_after = str(dict(trailers or ()).get(COMPLETED_AFTER_KEY, ""))
         result.timeline.append((time.monotonic() - started, f"completed {result.code.name}"))
         return result
-
-    def save_prompts(self, directory: Path) -> list[Path]:
-        """Write the audio each RPC received as a WAV file; return the paths."""
-        directory.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for n, result in enumerate(self.history):
-            if result.audio:
-                path = directory / f"{n:02d}-{result.kind}.wav"
-                path.write_bytes(ulaw_wav(result.audio))
-                paths.append(path)
-        return paths
-
-    def timeline(self) -> str:
-        """A readable account of the call, one line per received message."""
-        lines = []
-        for n, result in enumerate(self.history):
-            lines.append(f"RPC {n + 1} {result.kind}:")
-            lines.extend(f"  {t * 1000:8.1f} ms  {what}" for t, what in result.timeline)
-        return "\n".join(lines)
-
-    def report(self) -> str:
-        """One line per RPC: status, when this client half-closed, when the server completed,
-        and what the server says it completed after (``half-close`` or the ``grace``)."""
-
-        def ms(value: float | None) -> str:
-            return "-" if value is None else f"{value * 1000:.1f} ms"
-
-        lines = [f"{'RPC':<4} {'kind':<14} {'status':<18} {'half-close':>11} "
-                 f"{'completed':>11}  completed after"]  # fmt: skip
-        for n, result in enumerate(self.history):
-            completed = result.timeline[-1][0] if result.timeline else None
-            lines.append(
-                f"{n + 1:<4} {result.kind:<14} {result.code.name:<18} "
-                f"{ms(result.time_of('half-close')):>11} {ms(completed):>11}  "
-                f"{result.completed_after or 'not said'}"
-            )
-        return "\n".join(lines)
 
 
 class WebexSimulator:

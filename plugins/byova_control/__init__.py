@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from byova_media.app import App
     from byova_media.hookspecs import AddCommand
+    from byova_media.ws.auth import UpgradeAuthenticator
 
 __all__ = [
     "PLUGIN_NAME",
@@ -36,6 +37,7 @@ __all__ = [
     "byova_http_routes",
     "byova_server_start",
     "byova_server_stop",
+    "byova_ws_authenticator",
 ]
 
 log = logging.getLogger(__name__)
@@ -52,7 +54,12 @@ def _plane(app: App) -> ControlPlane | None:
 def byova_configure(app: App) -> None:
     """Validate the settings and build the control plane (None when nothing is configured)."""
     settings = ControlSettings.load(app.settings(PLUGIN_NAME), os.environ)
-    configured = settings.sa_client_id or settings.integration_client_id or settings.datasource_url
+    configured = (
+        settings.sa_client_id
+        or settings.integration_client_id
+        or settings.datasource_url
+        or settings.ws_datasource_url
+    )
     app.state[PLUGIN_NAME] = ControlPlane(settings) if configured else None
     if not configured:
         log.debug("control plugin idle: no Service App, Integration or datasource_url set")
@@ -77,6 +84,28 @@ def byova_grpc_interceptors(app: App) -> Sequence[grpc.aio.ServerInterceptor] | 
     )
     grace_s = app.config.half_close_grace_ms / 1000
     return [JwsInterceptor(verifier, app.metrics, refused_drain_s=grace_s)]
+
+
+@hookimpl
+def byova_ws_authenticator(app: App) -> UpgradeAuthenticator | None:
+    """JWS verification of WebSocket upgrades, when ``ws_datasource_url`` is configured."""
+    plane = _plane(app)
+    url = plane.settings.ws_datasource_url if plane is not None else None
+    if plane is None or not url:
+        return None
+    from byova_control.jws import DEFAULT_ISSUERS, JwsVerifier
+    from byova_control.upgrade import JwsUpgradeCheck
+    from byova_media.ws.auth import WS_SCHEMA_ID
+
+    settings = plane.settings
+    verifier = JwsVerifier(
+        issuers=settings.jws_issuers or DEFAULT_ISSUERS,
+        datasource_url=url,
+        http=plane.http,
+        schema_id=WS_SCHEMA_ID,
+        org_allowed=plane.org_allowed if settings.jws_org_allowlist else None,
+    )
+    return JwsUpgradeCheck(verifier, app.metrics)
 
 
 @hookimpl

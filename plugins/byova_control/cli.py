@@ -190,7 +190,31 @@ async def _ds_list(plane: ControlPlane, args: argparse.Namespace) -> Any:
     return [_ds_row(r) for r in await plane.need_datasources().list_all(args.org)]
 
 
+def _ws_spec(plane: ControlPlane, url: str | None) -> DataSourceSpec:
+    """The WebSocket data source: schema a38a10b7-… and the registered ``wss://`` origin."""
+    from byova_media.ws.auth import WS_SCHEMA_ID
+
+    s = plane.settings
+    url = url or s.ws_datasource_url
+    if not url:
+        s.require("ws_datasource_url")
+    assert url is not None
+    if not url.startswith("wss://"):
+        raise ControlSettingsError(f"a WebSocket data source URL starts with wss://, not {url!r}")
+    return DataSourceSpec(
+        url=url,
+        schema_id=WS_SCHEMA_ID,
+        audience=s.datasource_audience,
+        subject=s.datasource_subject,
+        token_lifetime_minutes=s.datasource_token_lifetime_minutes,
+    )
+
+
 async def _ds_ensure(plane: ControlPlane, args: argparse.Namespace) -> Any:
+    if args.transport == "ws":
+        # Not tracked by the renewer (one gRPC data source per org): `renew --transport ws`.
+        result = await plane.need_datasources().ensure(args.org, _ws_spec(plane, args.url))
+        return _ds_row(result.record) | {"created": result.created}
     if args.url:
         s = plane.settings
         spec = DataSourceSpec(
@@ -207,6 +231,11 @@ async def _ds_ensure(plane: ControlPlane, args: argparse.Namespace) -> Any:
 
 
 async def _ds_renew(plane: ControlPlane, args: argparse.Namespace) -> Any:
+    if args.transport == "ws":
+        spec = _ws_spec(plane, args.url)
+        found = await plane.need_datasources().ensure(args.org, spec)
+        record = await plane.need_datasources().update(args.org, str(found.record["id"]), spec)
+        return _ds_row(record)
     if plane.renewer is None:
         plane.settings.require("datasource_url")
     assert plane.renewer is not None
@@ -260,6 +289,15 @@ def add_control_command(add_command: AddCommand) -> None:
     p.add_argument("id")
     p.set_defaults(func=_run(_webhooks_delete))
 
+    _add_datasources_commands(sub, common, org)
+
+
+def _add_datasources_commands(
+    sub: argparse._SubParsersAction[Any],
+    common: argparse.ArgumentParser,
+    org: argparse.ArgumentParser,
+) -> None:
+    """``control datasources ...``; ensure and renew take ``--transport grpc|ws``."""
     ds = sub.add_parser("datasources", help="BYODS data sources").add_subparsers(
         dest="datasources_command", required=True, metavar="COMMAND"
     )
@@ -267,10 +305,24 @@ def add_control_command(add_command: AddCommand) -> None:
     p.set_defaults(func=_run(_ds_schemas))
     p = ds.add_parser("list", parents=[common, org], help="list the org's data sources")
     p.set_defaults(func=_run(_ds_list))
-    p = ds.add_parser("ensure", parents=[common, org], help="find or create the data source")
-    p.add_argument("--url", help="data-source URL (default: datasource_url setting)")
+    transport = argparse.ArgumentParser(add_help=False)
+    transport.add_argument(
+        "--transport",
+        choices=["grpc", "ws"],
+        default="grpc",
+        help="gRPC data source (https:// URL) or WebSocket (wss:// URL, schema a38a10b7-…)",
+    )
+    p = ds.add_parser(
+        "ensure", parents=[common, org, transport], help="find or create the data source"
+    )
+    p.add_argument(
+        "--url", help="data-source URL (default: datasource_url or ws_datasource_url setting)"
+    )
     p.set_defaults(func=_run(_ds_ensure))
-    p = ds.add_parser("renew", parents=[common, org], help="renew its JWS now (fresh nonce)")
+    p = ds.add_parser(
+        "renew", parents=[common, org, transport], help="renew its JWS now (fresh nonce)"
+    )
+    p.add_argument("--url", help="WebSocket data-source URL (default: ws_datasource_url)")
     p.set_defaults(func=_run(_ds_renew))
     p = ds.add_parser("delete", parents=[common, org], help="delete a data source")
     p.add_argument("id")

@@ -59,6 +59,9 @@ class ControlSettings(BaseModel):
     jws_issuers: tuple[str, ...] = ()
     #: The exact URL the JWS must name; setting it turns JWS verification on.
     datasource_url: str | None = None
+    #: The registered ``wss://`` URL of a WebSocket data source; setting it turns JWS
+    #: verification of WebSocket upgrades on (schema ``a38a10b7-…``).
+    ws_datasource_url: str | None = None
     datasource_audience: str = "BYOVAGateway"
     datasource_subject: str = "callAudioData"
     datasource_token_lifetime_minutes: int = Field(1440, ge=1, le=1440)
@@ -83,6 +86,13 @@ class ControlSettings(BaseModel):
                 part.strip() for part in value.replace(" ", ",").split(",") if part.strip()
             )
         return value
+
+    @field_validator("ws_datasource_url")
+    @classmethod
+    def _wss(cls, value: str | None) -> str | None:
+        if value and not value.startswith("wss://"):
+            raise ValueError("must be the wss:// URL registered for the WebSocket data source")
+        return value or None
 
     @field_validator("api_url")
     @classmethod

@@ -118,3 +118,31 @@ async def test_settings_errors_exit_2(
     code, _, err = await run(capsys, "token", ORG)
     assert code == 2
     assert "WEBEX_SA_CLIENT_SECRET" in err
+
+
+async def test_datasources_register_a_websocket_data_source(
+    fake: FakeWebex, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plane = ControlPlane(load_settings(None, os.environ))
+    await plane.need_tokens().fetch(ORG)
+    await plane.close()
+    ws_url = "wss://media.example.com"
+    monkeypatch.setenv("BYOVA_MEDIA_CONTROL_WS_DATASOURCE_URL", ws_url)
+    code, out, err = await run(
+        capsys, "datasources", "ensure", "--org", ORG, "--transport", "ws", "--json"
+    )
+    assert code == 0, err
+    created = as_json(out)
+    assert (created["url"], created["schemaId"]) == (ws_url, "a38a10b7-43e4-4676-a076-a7d6dce9387d")
+    assert created["created"] is True
+    code, out, _ = await run(capsys, "datasources", "ensure", "--org", ORG, "--json")
+    grpc_source = as_json(out)  # the gRPC data source is a second, separate one
+    assert grpc_source["url"] == URL and grpc_source["id"] != created["id"]
+    code, out, _ = await run(
+        capsys, "datasources", "renew", "--org", ORG, "--transport", "ws", "--json"
+    )
+    assert code == 0 and as_json(out)["id"] == created["id"]
+    code, _, err = await run(
+        capsys, "datasources", "ensure", "--org", ORG, "--transport", "ws", "--url", URL
+    )
+    assert code != 0 and "wss://" in err
