@@ -11,6 +11,7 @@ from byova_media.plugins import PluginHost
 
 if TYPE_CHECKING:
     from byova_media.audio.end_of_turn import EndOfTurnRunner
+    from byova_media.inspector import CallInspector
 
 __all__ = ["App"]
 
@@ -21,6 +22,7 @@ class App:
 
     ``draining`` turns true when the server stops taking new conversations;
     ``end_of_turn`` is the shared end-of-turn model the server started (``turn_detector``).
+    ``inspector`` records calls when the ``inspector`` setting is on.
     """
 
     config: Config
@@ -29,6 +31,7 @@ class App:
     state: dict[str, Any] = field(default_factory=dict)
     draining: bool = False
     end_of_turn: EndOfTurnRunner | None = None
+    inspector: CallInspector | None = None
 
     def settings(self, plugin: str) -> dict[str, Any]:
         """The raw settings of one plugin (see :meth:`Config.plugin_settings`)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Literal
@@ -93,6 +94,9 @@ class Engine:
         Raises :class:`RpcAbort` for client errors. The caller completes the step when
         ``out.queue`` yields ``None``.
         """
+        recording = None
+        if self.app.inspector is not None:
+            requests, recording = self.app.inspector.open_rpc(requests, out)
         self.active_rpcs += 1
         self._idle.clear()
         self.app.metrics.active_rpcs.inc()
@@ -112,6 +116,8 @@ class Engine:
             self.app.metrics.active_rpcs.dec()
             if self.active_rpcs == 0:
                 self._idle.set()
+            if recording is not None:
+                recording.complete(sys.exc_info()[1])
 
     async def wait_idle(self) -> None:
         """Return when no step is running (used by the drain)."""
@@ -359,6 +365,8 @@ class Engine:
             marks=dict(call.marks),
         )
         self.app.plugins.turn_metrics(self.app, metrics)
+        if self.app.inspector is not None:
+            self.app.inspector.turn(metrics, call.transcript)
 
     # --- shared steps ---
 
@@ -368,6 +376,8 @@ class Engine:
         if barge is None:
             return
         log.info("barge-in after %d of %d ms of the reply", barge.heard_ms, barge.sent_ms)
+        if self.app.inspector is not None:
+            self.app.inspector.barge_in(conv.id, barge)
         await conv.notify(conv.agent.on_barge_in(conv.call, barge), "on_barge_in")
 
     async def _reply(self, conv: Conversation, out: RpcOutput, reply: Reply) -> None:
@@ -402,6 +412,8 @@ class Engine:
             if self.cluster is not None:
                 self.cluster.ended(conv, reason)
             self.tracing.call_ended(conv.id, reason, conv.turns)
+            if self.app.inspector is not None:
+                self.app.inspector.ended(conv.id, reason, conv.call.transcript)
             await conv.notify(conv.agent.on_end(conv.call, reason), "on_end")
 
 

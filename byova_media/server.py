@@ -25,7 +25,9 @@ from byova_media.config import Config, ConfigError
 from byova_media.conversation import ConversationRegistry
 from byova_media.engine import Engine
 from byova_media.http import build_http_app
+from byova_media.inspector import CallInspector
 from byova_media.logs import call_context
+from byova_media.playground.policy import grpc_self_target, http_bind_host
 from byova_media.plugins import PluginHost
 from byova_media.servicer import VoiceVirtualAgentServicer
 from byova_media.turn_taking import start_end_of_turn
@@ -75,6 +77,11 @@ class Server:
 
     async def start(self) -> None:
         """Build everything from the plugins, bind the ports, start plugin work."""
+        http_bind_host(self.config)  # refuse a playground on a public host before binding
+        if self.config.inspector or self.config.playground:
+            self.app.inspector = CallInspector(
+                self.config.inspector_calls, record_audio=self.config.record_audio
+            )
         self.plugins.configure(self.app)
         self.config = self.app.config  # plugins may prefer settings (App.prefer)
         self._engine = self._build_engine()
@@ -168,9 +175,11 @@ class Server:
         config = self.config
         if config.http_port is None:
             return
-        runner = web.AppRunner(build_http_app(self.app, lambda: self._ready), access_log=None)
+        target = grpc_self_target(config, self.port)
+        http = build_http_app(self.app, lambda: self._ready, grpc_target=target)
+        runner = web.AppRunner(http, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, config.http_host or config.host, config.http_port)
+        site = web.TCPSite(runner, http_bind_host(config), config.http_port)
         await site.start()
         self._http = runner
         self.http_port = int(runner.addresses[0][1])  # the bound port, also for port 0

@@ -68,6 +68,8 @@ class RpcResult:
     frames_sent: int = 0
     #: What the server says ended the RPC: ``half-close``, ``grace``, or ``""`` if unsaid.
     completed_after: str = ""
+    #: ``time.monotonic()`` when the RPC was opened (to line RPCs up on one time axis).
+    started_at: float = 0.0
 
     @property
     def events(self) -> list[str]:
@@ -235,17 +237,19 @@ class SimulatedCall:
         requests: AsyncIterator[pb.VoiceVARequest],
         eoi: asyncio.Event | None,
         holder: dict[str, RpcResult] | None = None,
+        on_response: Callable[[pb.VoiceVAResponse], None] | None = None,
     ) -> RpcResult:
         """Run one RPC: send ``requests``, collect every response, return the result.
 
         ``eoi`` is set when END_OF_INPUT arrives (a request generator stops on it, as
-        Webex does); ``holder["r"]`` receives the result object before the RPC starts.
+        Webex does); ``holder["r"]`` receives the result object before the RPC starts;
+        ``on_response`` sees each response as it arrives (to play prompts live).
         """
-        result = RpcResult(kind=kind)
+        started = time.monotonic()
+        result = RpcResult(kind=kind, started_at=started)
         if holder is not None:
             holder["r"] = result
         self.history.append(result)
-        started = time.monotonic()
         stream = self.sim.stub.ProcessCallerInput(metadata=self.sim.metadata())
 
         async def write() -> None:
@@ -274,6 +278,8 @@ class SimulatedCall:
                 elif response.prompts and any(p.audio_content for p in response.prompts):
                     label = f"{kind_name} audio"
                 result.timeline.append((now, label))
+                if on_response is not None:
+                    on_response(response)
             code = await stream.code()
             result.code = code
             result.details = await stream.details() or ""

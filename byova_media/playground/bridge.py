@@ -1,0 +1,320 @@
+"""One playground call: a browser tab's WebSocket on one side, Webex's side of a call on the other.
+
+The server plays Webex against its own gRPC port with the simulator, so the agent
+cannot tell the playground from Webex: SESSION_START, then one audio RPC per turn
+(settings message, 20 ms μ-law frames of the microphone, half-close at END_OF_INPUT),
+the next audio RPC opened while a bargeable prompt plays, DTMF as START_OF_DTMF and a
+digits RPC, SESSION_END on hang-up.
+
+WebSocket messages (JSON text unless noted):
+
+============  ==================================================================
+from page     ``{"type": "call", "agent": id}``, ``{"type": "dtmf", "digits": "12#"}``,
+              ``{"type": "hangup"}``; binary: microphone audio, PCM16 LE, 8 kHz mono
+to page       ``started``, ``rpc`` (open/complete), ``event`` (name, metadata),
+              ``prompt`` (text, bargeable), ``final``, ``turn`` (latency marks),
+              ``transcript``, ``ended`` (event, metadata), ``error`` (message);
+              binary: prompt audio, PCM16 LE, 8 kHz mono
+============  ==================================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import numpy as np
+from aiohttp import WSMsgType, web
+from google.protobuf import json_format
+
+from byova_media._proto import voicevirtualagent_pb2 as pb
+from byova_media.audio.codecs import pcm_to_ulaw, ulaw_to_pcm
+from byova_media.audio.wav import is_wav, wav_to_ulaw
+from byova_media.inspector import CallInspector
+from byova_media.testing.simulator import RpcResult, SimulatedCall, WebexSimulator
+from byova_media.wire import digit_value
+
+__all__ = ["PlaygroundCall"]
+
+log = logging.getLogger(__name__)
+
+_FRAME_BYTES = 320  # 20 ms of 8 kHz PCM16, what the page sends and Webex's frame size
+_MAX_QUEUED_FRAMES = 250  # 5 s: a stalled RPC drops the oldest microphone audio
+_EVENT_NAMES = {v: k for k, v in pb.OutputEvent.EventType.items()}
+_TERMINAL = frozenset({"TRANSFER_TO_AGENT", "SESSION_END"})
+_KEYS = frozenset("0123456789*#ABCD")
+
+
+class PlaygroundCall:
+    """Bridges one WebSocket to one simulated Webex call on ``target``."""
+
+    def __init__(
+        self, ws: web.WebSocketResponse, target: str, inspector: CallInspector | None
+    ) -> None:
+        self._ws = ws
+        self._target = target
+        self._inspector = inspector
+        self._outbox: asyncio.Queue[str | bytes | None] = asyncio.Queue()
+        self._mic: asyncio.Queue[bytes] = asyncio.Queue(_MAX_QUEUED_FRAMES)
+        self._pending = bytearray()
+        self._listening = False
+        self._digits: list[str] = []
+        self._input = asyncio.Event()  # DTMF pressed or hang-up asked
+        self._hangup = False
+        self._ended: tuple[str, dict[str, Any]] | None = None
+        self._call: SimulatedCall | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def conversation_id(self) -> str:
+        return self._call.conversation_id if self._call is not None else "-"
+
+    async def serve(self) -> None:
+        """Run until the page closes its WebSocket."""
+        writer = asyncio.create_task(self._write())
+        try:
+            async for message in self._ws:
+                if message.type == WSMsgType.BINARY:
+                    self._on_audio(message.data)
+                elif message.type == WSMsgType.TEXT:
+                    self._on_text(message.data)
+        finally:
+            if self._task is not None and not self._task.done():
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
+            self._outbox.put_nowait(None)
+            await writer
+
+    # --- from the page ---
+
+    def _on_text(self, text: str) -> None:
+        try:
+            message = json.loads(text)
+            kind = message["type"]
+        except (ValueError, KeyError, TypeError):
+            self._error("messages must be JSON objects with a type")
+            return
+        if kind == "call":
+            if self._task is not None:
+                self._error("this page already placed its call; reload to place another")
+                return
+            self._task = asyncio.create_task(self._place(str(message.get("agent") or "")))
+        elif kind == "dtmf":
+            digits = str(message.get("digits", ""))
+            if not digits or not set(digits) <= _KEYS:
+                self._error(f"not DTMF keys: {digits[:16]!r} (use 0-9, *, #, A-D)")
+                return
+            self._digits.append(digits)
+            self._input.set()
+        elif kind == "hangup":
+            self._hangup = True
+            self._input.set()
+        else:
+            self._error(f"unknown message type {str(kind)[:32]!r}")
+
+    def _on_audio(self, data: bytes) -> None:
+        """Microphone audio: cut into 20 ms frames; kept only while an audio RPC is open."""
+        if not self._listening:
+            self._pending.clear()
+            return
+        self._pending += data
+        while len(self._pending) >= _FRAME_BYTES:
+            frame = bytes(self._pending[:_FRAME_BYTES])
+            del self._pending[:_FRAME_BYTES]
+            if self._mic.full():
+                self._mic.get_nowait()
+            self._mic.put_nowait(frame)
+
+    # --- to the page ---
+
+    def _send(self, **message: Any) -> None:
+        self._outbox.put_nowait(json.dumps(message))
+
+    def _error(self, message: str) -> None:
+        log.warning("playground: %s [conversation=%s]", message, self.conversation_id)
+        self._send(type="error", message=message)
+
+    async def _write(self) -> None:
+        while (item := await self._outbox.get()) is not None:
+            if self._ws.closed:
+                continue
+            with contextlib.suppress(ConnectionError):
+                if isinstance(item, bytes):
+                    await self._ws.send_bytes(item)
+                else:
+                    await self._ws.send_str(item)
+
+    def _forward(self, rpc: int) -> Callable[[pb.VoiceVAResponse], None]:
+        """Relay one RPC's responses to the page as they arrive."""
+
+        def on_response(response: pb.VoiceVAResponse) -> None:
+            for event in response.output_events[:1]:
+                name = _EVENT_NAMES.get(event.event_type, str(event.event_type))
+                metadata = dict(json_format.MessageToDict(event.metadata))
+                self._send(type="event", rpc=rpc, name=name, metadata=metadata)
+                if name in _TERMINAL:
+                    self._ended = (name, metadata)
+            for prompt in response.prompts:
+                if prompt.text or prompt.audio_content:
+                    self._send(
+                        type="prompt",
+                        rpc=rpc,
+                        text=prompt.text,
+                        bargeable=prompt.is_barge_in_enabled,
+                    )
+                if prompt.audio_content:
+                    data = prompt.audio_content
+                    ulaw = wav_to_ulaw(data) if is_wav(data) else data
+                    self._outbox.put_nowait(ulaw_to_pcm(ulaw).astype("<i2").tobytes())
+            if response.session_transcript.text:
+                self._send(type="transcript", text=response.session_transcript.text)
+            if response.response_type == pb.VoiceVAResponse.FINAL:
+                self._send(type="final", rpc=rpc)
+
+        return on_response
+
+    # --- the Webex side ---
+
+    async def _place(self, agent: str) -> None:
+        try:
+            async with WebexSimulator(self._target, realtime=True) as sim:
+                self._call = call = sim.call(agent)
+                self._send(type="started", conversation_id=call.conversation_id, agent=agent)
+                await self._converse(call)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("playground call failed [conversation=%s]", self.conversation_id)
+            self._send(type="error", message="the call failed; see the server log")
+
+    async def _converse(self, call: SimulatedCall) -> None:
+        bargeable = asyncio.Event()
+        start = _event(call, pb.EventInput.SESSION_START)
+        reply = self._rpc(call, "session_start", start, bargeable)
+        while True:
+            await _first_of(reply, bargeable.wait())
+            if reply.done() and (failed := self._failed(reply.result())):
+                self._send(type="ended", event="error", metadata={"detail": failed})
+                return
+            if self._ended is not None and reply.done():
+                event, metadata = self._ended
+                self._send(type="ended", event=event, metadata=metadata)
+                return
+            if self._hangup:
+                break
+            bargeable = asyncio.Event()
+            eoi, stop = asyncio.Event(), asyncio.Event()
+            audio = self._rpc(
+                call, "audio", None, bargeable, requests=self._microphone(call, eoi, stop), eoi=eoi
+            )
+            await _first_of(audio, eoi.wait(), self._input.wait())
+            if eoi.is_set():
+                reply = audio
+                continue
+            stop.set()  # a key press or hang-up ends the open audio RPC without input
+            await audio
+            if self._hangup:
+                break
+            self._input.clear()
+            digits = "".join(self._digits)
+            self._digits.clear()
+            dtmf = _event(call, pb.EventInput.START_OF_DTMF)
+            await self._rpc(call, "start_of_dtmf", dtmf, asyncio.Event())
+            keys = pb.DTMFInputs(dtmf_events=[digit_value(d) for d in digits])
+            reply = self._rpc(call, "dtmf", call.request(dtmf_input=keys), bargeable)
+        end = _event(call, pb.EventInput.SESSION_END)
+        await self._rpc(call, "session_end", end, asyncio.Event())
+        self._send(type="ended", event="caller_hangup", metadata={})
+
+    def _rpc(
+        self,
+        call: SimulatedCall,
+        kind: str,
+        request: pb.VoiceVARequest | None,
+        bargeable: asyncio.Event,
+        *,
+        requests: AsyncIterator[pb.VoiceVARequest] | None = None,
+        eoi: asyncio.Event | None = None,
+    ) -> asyncio.Task[RpcResult]:
+        """Open one RPC as a task; ``bargeable`` is set once it streams a bargeable prompt."""
+        rpc = len(call.history)
+        forward = self._forward(rpc)
+
+        def on_response(response: pb.VoiceVAResponse) -> None:
+            forward(response)
+            if any(p.is_barge_in_enabled for p in response.prompts):
+                bargeable.set()
+
+        if requests is None:
+            requests = _one(request)
+
+        async def run() -> RpcResult:
+            self._send(type="rpc", rpc=rpc, kind=kind, state="open")
+            result = await call.stream(kind, requests, eoi, on_response=on_response)
+            self._send(type="rpc", rpc=rpc, kind=kind, state="complete", status=result.code.name)
+            if kind == "audio":
+                self._report_turn(call)
+            return result
+
+        return asyncio.create_task(run())
+
+    async def _microphone(
+        self, call: SimulatedCall, eoi: asyncio.Event, stop: asyncio.Event
+    ) -> AsyncIterator[pb.VoiceVARequest]:
+        """An audio RPC's messages: settings, then the microphone until END_OF_INPUT."""
+        yield call.request(
+            audio_input=pb.VoiceInput(encoding=pb.VoiceInput.MULAW_FORMAT, sample_rate_hertz=8000)
+        )
+        while not self._mic.empty():
+            self._mic.get_nowait()  # audio from before this RPC opened belongs to no turn
+        self._listening = True
+        try:
+            while not (eoi.is_set() or stop.is_set()):
+                try:
+                    frame = await asyncio.wait_for(self._mic.get(), 0.1)
+                except TimeoutError:
+                    continue
+                pcm = np.frombuffer(frame, dtype="<i2")
+                yield call.request(audio_input=pb.VoiceInput(caller_audio=pcm_to_ulaw(pcm)))
+        finally:
+            self._listening = False
+
+    def _report_turn(self, call: SimulatedCall) -> None:
+        """Send the latest turn's latency marks and transcript, as the inspector holds them."""
+        record = self._inspector.get(call.conversation_id) if self._inspector else None
+        if record is None or not record.turns:
+            return
+        data = record.to_json()
+        self._send(type="turn", **data["turns"][-1])
+        if record.transcript:
+            self._send(type="transcript", text=record.transcript)
+
+    @staticmethod
+    def _failed(result: RpcResult) -> str | None:
+        if result.code.name == "OK":
+            return None
+        return f"{result.code.name}: {result.details}"
+
+
+def _event(call: SimulatedCall, kind: Any) -> pb.VoiceVARequest:
+    return call.request(event_input=pb.EventInput(event_type=kind))
+
+
+async def _one(request: pb.VoiceVARequest | None) -> AsyncIterator[pb.VoiceVARequest]:
+    if request is not None:
+        yield request
+
+
+async def _first_of(*waits: Awaitable[Any]) -> None:
+    """Return when the first of these finishes; the others are cancelled (tasks kept)."""
+    tasks = [w if isinstance(w, asyncio.Task) else asyncio.ensure_future(w) for w in waits]
+    owned = [t for t, w in zip(tasks, waits, strict=True) if t is not w]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in owned:
+            task.cancel()
