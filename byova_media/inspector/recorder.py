@@ -8,11 +8,11 @@ barge-ins and the end of a call. Old calls fall out of a bounded ring buffer.
 
 from __future__ import annotations
 
-import logging
 import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 from byova_media._proto import voicevirtualagent_pb2 as pb
@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CallInspector", "RpcRecording"]
 
-log = logging.getLogger(__name__)
-
+#: The RPC being served in this task; the engine's RPC task inherits it from the handler.
+_current_rpc: ContextVar[RpcRecord | None] = ContextVar("byova_inspector_rpc", default=None)
 #: Longer ids are refused by the engine; they are not worth a slot in the buffer either.
 _MAX_ID_CHARS = 256
 
@@ -86,6 +86,7 @@ class CallInspector:
         """Start recording one RPC: the wrapped request stream and the recording handle."""
         record = RpcRecord(opened_at=time.monotonic(), record_audio=self.record_audio)
         out.observer = record.on_response
+        _current_rpc.set(record)
         recording = RpcRecording(self, record)
         return recording.requests(requests), recording
 
@@ -112,7 +113,7 @@ class CallInspector:
         call = self._calls.get(metrics.conversation_id)
         if call is None:
             return
-        rpc = call.open_audio_rpc()
+        rpc = _current_rpc.get()
         call.turns.append(
             TurnRecord(
                 turn=metrics.turn,

@@ -185,13 +185,6 @@ class CallRecord:
         rpc.index = len(self.rpcs)
         self.rpcs.append(rpc)
 
-    def open_audio_rpc(self) -> RpcRecord | None:
-        """The latest audio RPC not yet completed (the one a turn's marks belong to)."""
-        return next(
-            (r for r in reversed(self.rpcs) if r.kind == "audio" and r.completed_at is None),
-            None,
-        )
-
     def summary(self) -> dict[str, Any]:
         """The row of ``/calls.json``."""
         last = max((r.completed_at or r.opened_at for r in self.rpcs), default=self.origin)

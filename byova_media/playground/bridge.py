@@ -63,11 +63,12 @@ class PlaygroundCall:
         self._pending = bytearray()
         self._listening = False
         self._digits: list[str] = []
-        self._input = asyncio.Event()  # DTMF pressed or hang-up asked
-        self._hangup = False
+        self._keys = asyncio.Event()  # DTMF keys are waiting in _digits
+        self._hangup = asyncio.Event()
         self._ended: tuple[str, dict[str, Any]] | None = None
         self._call: SimulatedCall | None = None
         self._task: asyncio.Task[None] | None = None
+        self._turns_reported = 0
 
     @property
     def conversation_id(self) -> str:
@@ -109,10 +110,9 @@ class PlaygroundCall:
                 self._error(f"not DTMF keys: {digits[:16]!r} (use 0-9, *, #, A-D)")
                 return
             self._digits.append(digits)
-            self._input.set()
+            self._keys.set()
         elif kind == "hangup":
-            self._hangup = True
-            self._input.set()
+            self._hangup.set()
         else:
             self._error(f"unknown message type {str(kind)[:32]!r}")
 
@@ -192,34 +192,39 @@ class PlaygroundCall:
             self._send(type="error", message="the call failed; see the server log")
 
     async def _converse(self, call: SimulatedCall) -> None:
+        """Webex's loop: the welcome, then listen, answer, listen... until someone ends it."""
         bargeable = asyncio.Event()
         start = _event(call, pb.EventInput.SESSION_START)
         reply = self._rpc(call, "session_start", start, bargeable)
         while True:
-            await _first_of(reply, bargeable.wait())
-            if reply.done() and (failed := self._failed(reply.result())):
-                self._send(type="ended", event="error", metadata={"detail": failed})
-                return
-            if self._ended is not None and reply.done():
-                event, metadata = self._ended
-                self._send(type="ended", event=event, metadata=metadata)
-                return
-            if self._hangup:
+            # The next input opens once the reply is over, or at once when it may be barged.
+            await _first_of(reply, bargeable.wait(), self._hangup.wait())
+            if self._hangup.is_set():
                 break
+            if self._over(reply):
+                return
             bargeable = asyncio.Event()
             eoi, stop = asyncio.Event(), asyncio.Event()
-            audio = self._rpc(
-                call, "audio", None, bargeable, requests=self._microphone(call, eoi, stop), eoi=eoi
-            )
-            await _first_of(audio, eoi.wait(), self._input.wait())
+            microphone = self._microphone(call, eoi, stop)
+            audio = self._rpc(call, "audio", None, bargeable, requests=microphone, eoi=eoi)
+            while not (eoi.is_set() or audio.done() or self._keys.is_set()):
+                waits = [audio, eoi.wait(), self._keys.wait(), self._hangup.wait()]
+                await _first_of(*waits, *([] if reply.done() else [reply]))
+                if self._hangup.is_set() or (reply.done() and self._ended is not None):
+                    break  # the caller hung up, or the agent ended the call while we listened
             if eoi.is_set():
                 reply = audio
                 continue
-            stop.set()  # a key press or hang-up ends the open audio RPC without input
+            stop.set()  # a key press or an ending closes the audio RPC without input
             await audio
-            if self._hangup:
+            if self._hangup.is_set():
                 break
-            self._input.clear()
+            if self._over(reply) or self._over(audio):
+                return
+            if not self._keys.is_set():
+                reply = audio
+                continue
+            self._keys.clear()
             digits = "".join(self._digits)
             self._digits.clear()
             dtmf = _event(call, pb.EventInput.START_OF_DTMF)
@@ -229,6 +234,24 @@ class PlaygroundCall:
         end = _event(call, pb.EventInput.SESSION_END)
         await self._rpc(call, "session_end", end, asyncio.Event())
         self._send(type="ended", event="caller_hangup", metadata={})
+
+    def _over(self, rpc: asyncio.Task[RpcResult]) -> bool:
+        """Whether a finished RPC ended the call (an ending event or an error); tell the page."""
+        if not rpc.done():
+            return False
+        result = rpc.result()
+        if result.code.name != "OK":
+            self._send(
+                type="ended",
+                event="error",
+                metadata={"status": result.code.name, "detail": result.details},
+            )
+            return True
+        if self._ended is not None:
+            event, metadata = self._ended
+            self._send(type="ended", event=event, metadata=metadata)
+            return True
+        return False
 
     def _rpc(
         self,
@@ -286,18 +309,14 @@ class PlaygroundCall:
     def _report_turn(self, call: SimulatedCall) -> None:
         """Send the latest turn's latency marks and transcript, as the inspector holds them."""
         record = self._inspector.get(call.conversation_id) if self._inspector else None
-        if record is None or not record.turns:
+        if record is None:
             return
         data = record.to_json()
-        self._send(type="turn", **data["turns"][-1])
+        for turn in data["turns"][self._turns_reported :]:
+            self._send(type="turn", **turn)
+        self._turns_reported = len(data["turns"])
         if record.transcript:
             self._send(type="transcript", text=record.transcript)
-
-    @staticmethod
-    def _failed(result: RpcResult) -> str | None:
-        if result.code.name == "OK":
-            return None
-        return f"{result.code.name}: {result.details}"
 
 
 def _event(call: SimulatedCall, kind: Any) -> pb.VoiceVARequest:
