@@ -267,17 +267,11 @@ class SimulatedCall:
                 response = await stream.read()
                 if response is grpc.aio.EOF:
                     break
-                now = time.monotonic() - started
                 result.responses.append(response)
-                kind_name = pb.VoiceVAResponse.ResponseType.Name(response.response_type)
-                label = kind_name
-                if response.output_events:
-                    label = _EVENT_NAMES[response.output_events[0].event_type]
-                    if label == "END_OF_INPUT" and eoi is not None:
-                        eoi.set()
-                elif response.prompts and any(p.audio_content for p in response.prompts):
-                    label = f"{kind_name} audio"
-                result.timeline.append((now, label))
+                label = _label(response)
+                if label == "END_OF_INPUT" and eoi is not None:
+                    eoi.set()
+                result.timeline.append((time.monotonic() - started, label))
                 if on_response is not None:
                     on_response(response)
             code = await stream.code()
@@ -392,6 +386,16 @@ class WebexSimulator:
             pb.ListVARequest(customer_org_id=org_id), metadata=self.metadata()
         )
         return response
+
+
+def _label(response: pb.VoiceVAResponse) -> str:
+    """How a response shows in a timeline: its event, or its type (and whether it has audio)."""
+    kind_name = pb.VoiceVAResponse.ResponseType.Name(response.response_type)
+    if response.output_events:
+        return _EVENT_NAMES[response.output_events[0].event_type]
+    if any(p.audio_content for p in response.prompts):
+        return f"{kind_name} audio"
+    return kind_name
 
 
 def pcm_of(result: RpcResult) -> np.ndarray:
