@@ -79,8 +79,11 @@ function onTurn(turn) {
     parts.push(`end of speech → END_OF_INPUT ${(turn.end_of_input_ms - turn.speech_end_ms).toFixed(0)} ms`);
   if (turn.end_of_input_ms != null && turn.first_audio_ms != null)
     parts.push(`END_OF_INPUT → first audio ${(turn.first_audio_ms - turn.end_of_input_ms).toFixed(0)} ms`);
-  for (const [mark, at] of Object.entries(turn.marks || {}))
-    if (turn.end_of_input_ms != null) parts.push(`${mark} +${(at - turn.end_of_input_ms).toFixed(0)} ms`);
+  for (const [mark, at] of Object.entries(turn.marks || {})) {
+    if (turn.end_of_input_ms == null) continue;
+    const after = at - turn.end_of_input_ms;
+    parts.push(`${mark} ${after >= 0 ? "+" : ""}${after.toFixed(0)} ms`);
+  }
   const li = document.createElement("li");
   li.textContent = `turn ${turn.turn}: ${parts.join(", ") || "no marks"}`;
   $("turns").append(li);
