@@ -160,4 +160,4 @@ class CallInspector:
         encoding = encoding_from_wire(record.caller_encoding)
         data = bytes(record.caller_audio)
         pcm = decode(data, encoding) if encoding is not None else ulaw_to_pcm(data)
-        return pcm_wav(pcm, 8000)
+        return pcm_wav(pcm, record.caller_rate_hz)

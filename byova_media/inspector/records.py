@@ -114,6 +114,7 @@ class RpcRecord:
     status: str | None = None
     responses: list[ResponseRecord] = field(default_factory=list)
     caller_encoding: int = pb.VoiceInput.MULAW_FORMAT
+    caller_rate_hz: int = 8000
     caller_audio: bytearray = field(default_factory=bytearray)
     agent_audio: bytearray = field(default_factory=bytearray)
 
@@ -135,6 +136,8 @@ class RpcRecord:
                 self.kind = "audio"
                 if audio.encoding:
                     self.caller_encoding = audio.encoding
+                if audio.sample_rate_hertz:
+                    self.caller_rate_hz = audio.sample_rate_hertz
             if self.record_audio and len(self.caller_audio) < MAX_AUDIO_BYTES:
                 self.caller_audio += audio.caller_audio
         elif which == "dtmf_input":
