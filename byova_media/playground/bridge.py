@@ -50,13 +50,22 @@ _KEYS = frozenset("0123456789*#ABCD")
 
 
 class PlaygroundCall:
-    """Bridges one WebSocket to one simulated Webex call on ``target``."""
+    """Bridges one WebSocket to one simulated Webex call on ``target``.
+
+    Every RPC carries a fresh ``token()`` as its ``authorization`` (the server's own peer
+    credential), so interceptors check the playground's calls like any other.
+    """
 
     def __init__(
-        self, ws: web.WebSocketResponse, target: str, inspector: CallInspector | None
+        self,
+        ws: web.WebSocketResponse,
+        target: str,
+        inspector: CallInspector | None,
+        token: Callable[[], str],
     ) -> None:
         self._ws = ws
         self._target = target
+        self._token = token
         self._inspector = inspector
         self._outbox: asyncio.Queue[str | bytes | None] = asyncio.Queue()
         self._mic: asyncio.Queue[bytes] = asyncio.Queue(_MAX_QUEUED_FRAMES)
@@ -181,7 +190,7 @@ class PlaygroundCall:
 
     async def _place(self, agent: str) -> None:
         try:
-            async with WebexSimulator(self._target, realtime=True) as sim:
+            async with WebexSimulator(self._target, realtime=True, token=self._token) as sim:
                 self._call = call = sim.call(agent)
                 self._send(type="started", conversation_id=call.conversation_id, agent=agent)
                 await self._converse(call)

@@ -31,7 +31,7 @@ def playground_routes(app: App, grpc_target: str) -> list[web.RouteDef]:
         return _static_file(request.match_info["name"])
 
     async def agents(_request: web.Request) -> web.Response:
-        async with WebexSimulator(grpc_target) as sim:
+        async with WebexSimulator(grpc_target, token=app.peer.issue) as sim:
             try:
                 listed = await sim.list_agents()
             except grpc.aio.AioRpcError as exc:
@@ -55,7 +55,7 @@ def playground_routes(app: App, grpc_target: str) -> list[web.RouteDef]:
     async def socket(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=_MAX_WS_MESSAGE, heartbeat=30)
         await ws.prepare(request)
-        await PlaygroundCall(ws, grpc_target, app.inspector).serve()
+        await PlaygroundCall(ws, grpc_target, app.inspector, app.peer.issue).serve()
         return ws
 
     return [

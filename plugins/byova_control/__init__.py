@@ -75,7 +75,7 @@ def byova_grpc_interceptors(app: App) -> Sequence[grpc.aio.ServerInterceptor] | 
         http=plane.http,
         org_allowed=plane.org_allowed if settings.jws_org_allowlist else None,
     )
-    return [JwsInterceptor(verifier, app.metrics)]
+    return [JwsInterceptor(verifier, app.metrics, peer=app.peer)]
 
 
 @hookimpl

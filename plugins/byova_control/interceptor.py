@@ -24,8 +24,12 @@ import grpc
 
 from byova_control.jws import JwsError, JwsVerifier, VerifiedClaims
 from byova_media.metrics import Metrics
+from byova_media.peer import PEER_TOKEN_PREFIX, PeerCredential
 
-__all__ = ["PROTECTED_SERVICE_PREFIX", "JwsInterceptor", "current_claims"]
+__all__ = ["PEER_ISSUER", "PROTECTED_SERVICE_PREFIX", "JwsInterceptor", "current_claims"]
+
+#: The ``issuer`` of the claims of an RPC the server placed on itself (the playground).
+PEER_ISSUER = "byova-media:peer"
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +53,15 @@ class JwsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     (:class:`JwsError` reasons, or ``error`` when the verifier itself failed).
     """
 
-    def __init__(self, verifier: JwsVerifier, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        verifier: JwsVerifier,
+        metrics: Metrics | None = None,
+        peer: PeerCredential | None = None,
+    ) -> None:
         self._verifier = verifier
         self._metrics = metrics
+        self._peer = peer
 
     async def intercept_service(
         self,
@@ -131,6 +141,8 @@ class JwsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         try:
             if value is None:
                 raise JwsError("missing")
+            if value.startswith(PEER_TOKEN_PREFIX):
+                return _peer_claims_of(self._peer, value)
             return await self._verifier.verify(value)
         except JwsError as exc:
             reason = exc.reason
@@ -150,6 +162,21 @@ class JwsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             self._metrics.jws_rejections.labels(reason=reason).inc()
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, _DETAIL)
         raise AssertionError("context.abort returned")  # pragma: no cover
+
+
+def _peer_claims_of(peer: PeerCredential | None, value: str) -> VerifiedClaims:
+    """Claims for this server's own peer credential (the playground); ``JwsError`` otherwise."""
+    if peer is None or not peer.verify(value):
+        raise JwsError("invalid_peer")
+    return VerifiedClaims(
+        org_id="",
+        issuer=PEER_ISSUER,
+        subject="playground",
+        audience="",
+        jti="",
+        expires_at=0.0,
+        raw={},
+    )
 
 
 def _metadata_value(metadata: tuple[Any, ...], key: str) -> str | None:

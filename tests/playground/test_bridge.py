@@ -9,11 +9,15 @@ from typing import Any
 
 import aiohttp
 import grpc
+import httpx
 import numpy as np
 import pytest
 
 import byova_media
+from byova_control.interceptor import JwsInterceptor
+from byova_control.jws import JwsVerifier
 from byova_media.app import App
+from byova_media.peer import PeerCredential
 from byova_media.server import Server
 
 _FRAME = 160
@@ -137,40 +141,54 @@ async def test_bad_messages_get_an_error_and_the_socket_stays_usable(
     await tab.until(lambda m: m["type"] == "started")
 
 
-class _RequireToken:
-    """A test plugin: an interceptor refusing VoiceVirtualAgent RPCs without a token."""
+class _VerifyJws:
+    """A test plugin: the control plugin's JWS interceptor, trusting no Webex issuer here."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
 
     @byova_media.hookimpl
     def byova_grpc_interceptors(self, app: App) -> list[grpc.aio.ServerInterceptor]:
-        return [_Refuse()]
+        verifier = JwsVerifier(
+            issuers=["https://idbroker.invalid"],
+            datasource_url="https://datasource.invalid/byova",
+            http=self.http,
+        )
+        return [JwsInterceptor(verifier, app.metrics, peer=app.peer)]
 
 
-class _Refuse(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    async def intercept_service(self, continuation: Any, details: Any) -> Any:
-        metadata = dict(details.invocation_metadata or ())
-        if "VoiceVirtualAgent" in details.method and "authorization" not in metadata:
+@pytest.fixture
+async def jws_server(byova_server: Any) -> AsyncIterator[Server]:
+    async with httpx.AsyncClient() as http:
+        yield await byova_server(
+            plugins=["echo"],
+            extra_plugins=[("jws", _VerifyJws(http))],
+            http_port=0,
+            playground=True,
+        )
 
-            async def refuse(request: Any, context: Any) -> Any:
-                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "no token")
 
-            return grpc.unary_unary_rpc_method_handler(refuse)
-        return await continuation(details)
-
-
-async def test_the_playground_goes_through_the_servers_interceptors(
-    byova_server: Any, page: Any
+async def test_with_jws_on_the_playground_passes_the_interceptor_with_its_peer_credential(
+    jws_server: Server, page: Any, webex: Any
 ) -> None:
-    server = await byova_server(
-        plugins=["echo"], extra_plugins=[("guard", _RequireToken())], http_port=0, playground=True
-    )
     async with (
         aiohttp.ClientSession() as http,
-        http.get(f"http://127.0.0.1:{server.http_port}/playground/agents.json") as response,
+        http.get(f"http://127.0.0.1:{jws_server.http_port}/playground/agents.json") as response,
     ):
-        assert response.status == 502
-        assert "UNAUTHENTICATED" in (await response.json())["error"]
-    tab = await page(server)
+        assert response.status == 200
+        assert [a["virtual_agent_id"] for a in (await response.json())["agents"]] == ["echo"]
+    tab = await page(jws_server)
     await tab.send(type="call", agent="echo")
-    ended = await tab.until(lambda m: m["type"] in ("ended", "error"))
-    assert ended["type"] == "ended"
-    assert ended["metadata"]["status"] == "UNAUTHENTICATED"
+    await tab.until(_audio_open)  # the welcome RPC was accepted
+    await tab.send(type="hangup")
+    ended = await tab.until(lambda m: m["type"] == "ended")
+    assert ended["event"] == "caller_hangup"
+    # The same server still refuses a caller without a valid token.
+    sim = await webex(jws_server)
+    assert (await sim.call("echo").start()).code == grpc.StatusCode.UNAUTHENTICATED
+    forged = await webex(jws_server, token=PeerCredential().issue())
+    assert (await forged.call("echo").start()).code == grpc.StatusCode.UNAUTHENTICATED
+    registry = jws_server.app.metrics.registry
+    for reason in ("missing", "invalid_peer"):
+        rejected = registry.get_sample_value("byova_jws_rejections_total", {"reason": reason})
+        assert rejected == 1, reason
