@@ -14,6 +14,7 @@ from google.protobuf import json_format
 
 from byova_media._proto import voicevirtualagent_pb2 as pb
 from byova_media.audio.wav import is_wav, wav_to_ulaw
+from byova_media.testing.simulator import is_boundary
 from byova_media.wire import digits_from_events
 
 __all__ = [
@@ -48,6 +49,8 @@ class ResponseRecord:
     prompt_text: str = ""
     audio_bytes: int = 0
     bargeable: bool = False
+    #: A standalone START/END_OF_INPUT: complete on its own, never the reply's FINAL.
+    boundary: bool = False
 
     @classmethod
     def of(cls, response: pb.VoiceVAResponse, at: float) -> ResponseRecord:
@@ -60,6 +63,7 @@ class ResponseRecord:
             prompt_text=" ".join(p.text for p in response.prompts if p.text),
             audio_bytes=sum(len(p.audio_content) for p in response.prompts),
             bargeable=any(p.is_barge_in_enabled for p in response.prompts),
+            boundary=is_boundary(response),
         )
 
     def to_json(self, origin: float) -> dict[str, Any]:
@@ -71,6 +75,7 @@ class ResponseRecord:
             "prompt_text": self.prompt_text,
             "audio_bytes": self.audio_bytes,
             "bargeable": self.bargeable,
+            "boundary": self.boundary,
         }
 
 

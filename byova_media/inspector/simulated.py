@@ -14,7 +14,7 @@ from google.protobuf import json_format
 
 from byova_media._proto import voicevirtualagent_pb2 as pb
 from byova_media.inspector.timeline import render_html, render_svg
-from byova_media.testing.simulator import RpcResult, SimulatedCall
+from byova_media.testing.simulator import RpcResult, SimulatedCall, is_boundary
 
 __all__ = ["call_json", "write_timeline"]
 
@@ -78,6 +78,7 @@ def _rpc(index: int, result: RpcResult, opened_ms: float) -> dict[str, Any]:
                 "prompt_text": " ".join(p.text for p in response.prompts if p.text),
                 "audio_bytes": sum(len(p.audio_content) for p in response.prompts),
                 "bargeable": any(p.is_barge_in_enabled for p in response.prompts),
+                "boundary": is_boundary(response),
             }
         )
     half = result.time_of("half-close")

@@ -134,7 +134,7 @@ def _lane(rpc: Mapping[str, Any], y: float, x: Any, end_ms: float) -> list[str]:
                 f"<title>{escape(response['type'])} audio, {response['audio_bytes']} B at "
                 f"{response['at_ms']} ms</title></circle>"
             )
-        if response.get("type") == "FINAL":
+        if response.get("type") == "FINAL" and not response.get("boundary"):
             parts.append(
                 f'<rect class="mark final" x="{at - 2}" y="{y + 6}" width="4" height="14" '
                 f'fill="#333"><title>FINAL at {response["at_ms"]} ms</title></rect>'

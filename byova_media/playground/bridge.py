@@ -35,7 +35,12 @@ from byova_media._proto import voicevirtualagent_pb2 as pb
 from byova_media.audio.codecs import pcm_to_ulaw, ulaw_to_pcm
 from byova_media.audio.wav import is_wav, wav_to_ulaw
 from byova_media.inspector import CallInspector
-from byova_media.testing.simulator import RpcResult, SimulatedCall, WebexSimulator
+from byova_media.testing.simulator import (
+    RpcResult,
+    SimulatedCall,
+    WebexSimulator,
+    is_boundary,
+)
 from byova_media.wire import digit_value
 
 __all__ = ["PlaygroundCall"]
@@ -181,7 +186,7 @@ class PlaygroundCall:
                     self._outbox.put_nowait(ulaw_to_pcm(ulaw).astype("<i2").tobytes())
             if response.session_transcript.text:
                 self._send(type="transcript", text=response.session_transcript.text)
-            if response.response_type == pb.VoiceVAResponse.FINAL:
+            if response.response_type == pb.VoiceVAResponse.FINAL and not is_boundary(response):
                 self._send(type="final", rpc=rpc)
 
         return on_response

@@ -62,7 +62,9 @@ async def test_one_entry_per_rpc_in_the_order_they_opened(
         assert rpc["status"] == "OK"
         assert rpc["open_ms"] <= rpc["half_close_ms"]
         assert rpc["open_ms"] <= rpc["complete_ms"]
-        assert [r["type"] for r in rpc["responses"]].count("FINAL") == 1
+        finals = [r for r in rpc["responses"] if r["type"] == "FINAL" and not r["boundary"]]
+        assert len(finals) == 1
+        assert rpc["responses"][-1] is finals[0]
     audio = rpcs[1]
     at = {r["event"]: r["at_ms"] for r in audio["responses"] if r["event"]}
     assert at["START_OF_INPUT"] < at["END_OF_INPUT"]

@@ -41,6 +41,7 @@ def _get_json(url: str) -> Any:
 
 def _talk(base: str, profile: Path, wav: Path, shots: Path) -> dict[str, Any]:
     """Drive the page until the call ends; return what the page and the inspector show."""
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ready
     from selenium.webdriver.support.ui import WebDriverWait
@@ -48,10 +49,15 @@ def _talk(base: str, profile: Path, wav: Path, shots: Path) -> dict[str, Any]:
     browser = open_browser(profile, wav)
     try:
         browser.get(f"{base}/playground")
-        wait = WebDriverWait(browser, 60)
+        wait = WebDriverWait(browser, 120)  # generous: the recogniser is slow on a loaded box
         wait.until(ready.element_to_be_clickable((By.ID, "call")))
         browser.find_element(By.ID, "call").click()
-        wait.until(ready.visibility_of_element_located((By.ID, "ended")))
+        try:
+            wait.until(ready.visibility_of_element_located((By.ID, "ended")))
+        except TimeoutException:
+            browser.save_screenshot(str(shots / "playground-timeout.png"))
+            events = browser.find_element(By.ID, "events").text
+            raise AssertionError(f"the call did not end; the page shows:\n{events}") from None
         body = browser.find_element(By.TAG_NAME, "body")
         page = {
             "ended": browser.find_element(By.ID, "ended").get_attribute("data-event"),
