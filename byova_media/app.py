@@ -12,7 +12,6 @@ from byova_media.plugins import PluginHost
 
 if TYPE_CHECKING:
     from byova_media.audio.end_of_turn import EndOfTurnRunner
-    from byova_media.inspector import CallInspector
 
 __all__ = ["App"]
 
@@ -23,7 +22,6 @@ class App:
 
     ``draining`` turns true when the server stops taking new conversations;
     ``end_of_turn`` is the shared end-of-turn model the server started (``turn_detector``).
-    ``inspector`` records calls when the ``inspector`` setting is on.
     """
 
     config: Config
@@ -32,7 +30,6 @@ class App:
     state: dict[str, Any] = field(default_factory=dict)
     draining: bool = False
     end_of_turn: EndOfTurnRunner | None = None
-    inspector: CallInspector | None = None
     #: Mints tokens for the server's calls to itself (the playground); see ``peer.py``.
     peer: PeerCredential = field(default_factory=PeerCredential)
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from byova_media.app import App
+from byova_media.inspector import CallInspector
 from byova_media.inspector.routes import inspector_routes
 from byova_media.playground.routes import playground_routes
 
@@ -14,7 +15,10 @@ __all__ = ["build_http_app"]
 
 
 def build_http_app(
-    app: App, ready: Callable[[], bool], grpc_target: str | None = None
+    app: App,
+    ready: Callable[[], bool],
+    grpc_target: str | None = None,
+    inspector: CallInspector | None = None,
 ) -> web.Application:
     """An aiohttp application serving the core endpoints and every plugin route.
 
@@ -44,8 +48,8 @@ def build_http_app(
             *app.plugins.http_routes(app),
         ]
     )
-    if app.inspector is not None:
-        http.add_routes(inspector_routes(app.inspector))
+    if inspector is not None:
+        http.add_routes(inspector_routes(inspector))
     if app.config.playground and grpc_target is not None:
-        http.add_routes(playground_routes(app, grpc_target))
+        http.add_routes(playground_routes(app, grpc_target, inspector))
     return http

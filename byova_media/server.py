@@ -57,6 +57,8 @@ class Server:
         self._sweeper: asyncio.Task[None] | None = None
         self.admission: AdmissionMonitor | None = None
         self.cluster: ClusterNode | None = None
+        #: The call inspector, when ``inspector`` or ``playground`` is on.
+        self.inspector: CallInspector | None = None
         self._watchdog: LoopWatchdog | None = None
         self._ready = False
         self._stopped = asyncio.Event()
@@ -79,7 +81,7 @@ class Server:
         """Build everything from the plugins, bind the ports, start plugin work."""
         http_bind_host(self.config)  # refuse a playground on a public host before binding
         if self.config.inspector or self.config.playground:
-            self.app.inspector = CallInspector(
+            self.inspector = CallInspector(
                 self.config.inspector_calls, record_audio=self.config.record_audio
             )
         self.plugins.configure(self.app)
@@ -139,7 +141,7 @@ class Server:
                     "the address other instances use to reach this one"
                 )
             self.cluster = ClusterNode(app)
-        return Engine(app, registry, vads[config.vad], self.cluster)
+        return Engine(app, registry, vads[config.vad], self.cluster, inspector=self.inspector)
 
     async def _start_grpc(self, engine: Engine) -> None:
         """Bind the gRPC port (TLS when configured) with the service, health and reflection."""
@@ -176,7 +178,9 @@ class Server:
         if config.http_port is None:
             return
         target = grpc_self_target(config, self.port)
-        http = build_http_app(self.app, lambda: self._ready, grpc_target=target)
+        http = build_http_app(
+            self.app, lambda: self._ready, grpc_target=target, inspector=self.inspector
+        )
         runner = web.AppRunner(http, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, http_bind_host(config), config.http_port)

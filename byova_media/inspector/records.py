@@ -14,7 +14,6 @@ from google.protobuf import json_format
 
 from byova_media._proto import voicevirtualagent_pb2 as pb
 from byova_media.audio.wav import is_wav, wav_to_ulaw
-from byova_media.testing.simulator import is_boundary
 from byova_media.wire import digits_from_events
 
 __all__ = [
@@ -32,6 +31,18 @@ MAX_AUDIO_BYTES = 8000 * 120
 _TYPE_NAMES = {v: k for k, v in pb.VoiceVAResponse.ResponseType.items()}
 _EVENT_NAMES = {v: k for k, v in pb.OutputEvent.EventType.items()}
 _INPUT_EVENTS = {v: k for k, v in pb.EventInput.EventType.items()}
+
+
+_BOUNDARY_EVENTS = frozenset({pb.OutputEvent.START_OF_INPUT, pb.OutputEvent.END_OF_INPUT})
+
+
+def _is_boundary(response: pb.VoiceVAResponse) -> bool:
+    """A standalone START/END_OF_INPUT (``RpcOutput.send_boundary``): never the reply's FINAL."""
+    return (
+        not response.prompts
+        and len(response.output_events) == 1
+        and response.output_events[0].event_type in _BOUNDARY_EVENTS
+    )
 
 
 def _ms(at: float | None, origin: float) -> float | None:
@@ -63,7 +74,7 @@ class ResponseRecord:
             prompt_text=" ".join(p.text for p in response.prompts if p.text),
             audio_bytes=sum(len(p.audio_content) for p in response.prompts),
             bargeable=any(p.is_barge_in_enabled for p in response.prompts),
-            boundary=is_boundary(response),
+            boundary=_is_boundary(response),
         )
 
     def to_json(self, origin: float) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import grpc
 from aiohttp import web
 
 from byova_media.app import App
+from byova_media.inspector import CallInspector
 from byova_media.playground.bridge import PlaygroundCall
 from byova_media.testing.simulator import WebexSimulator
 
@@ -21,7 +22,9 @@ _TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
 _MAX_WS_MESSAGE = 64 * 1024  # microphone audio arrives in 20-100 ms pieces
 
 
-def playground_routes(app: App, grpc_target: str) -> list[web.RouteDef]:
+def playground_routes(
+    app: App, grpc_target: str, inspector: CallInspector | None
+) -> list[web.RouteDef]:
     """The playground's routes; its calls go to this server's gRPC port at ``grpc_target``."""
 
     async def page(_request: web.Request) -> web.Response:
@@ -55,7 +58,7 @@ def playground_routes(app: App, grpc_target: str) -> list[web.RouteDef]:
     async def socket(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=_MAX_WS_MESSAGE, heartbeat=30)
         await ws.prepare(request)
-        await PlaygroundCall(ws, grpc_target, app.inspector, app.peer.issue).serve()
+        await PlaygroundCall(ws, grpc_target, inspector, app.peer.issue).serve()
         return ws
 
     return [

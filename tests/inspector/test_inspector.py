@@ -39,7 +39,7 @@ async def test_off_by_default_no_routes_and_nothing_recorded(
 ) -> None:
     server = await byova_server(plugins=["echo"], http_port=0)
     await _echo_call(webex, speech)
-    assert server.app.inspector is None
+    assert server.inspector is None
     for path in ("/calls", "/calls.json", "/playground"):
         status, _ = await _get(server, path)
         assert status == 404, path
@@ -120,9 +120,9 @@ async def test_audio_is_kept_only_when_asked(
     agent_status, agent = await _get(server, f"{base}/rpc/1/agent.wav")
     if not record_audio:
         assert (caller_status, agent_status) == (404, 404)
-        assert server.app.inspector is not None
+        assert server.inspector is not None
         assert all(
-            not r.caller_audio and not r.agent_audio for r in server.app.inspector.calls()[0].rpcs
+            not r.caller_audio and not r.agent_audio for r in server.inspector.calls()[0].rpcs
         )
         return
     heard = read_wav(caller)

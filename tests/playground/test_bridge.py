@@ -98,8 +98,8 @@ async def test_a_spoken_turn_then_a_key_that_transfers(
     kinds = [m["kind"] for m in tab.of_type("rpc") if m["state"] == "open"]
     assert kinds[0] == "session_start"
     assert kinds[-2:] == ["start_of_dtmf", "dtmf"]
-    assert server.app.inspector is not None
-    record = server.app.inspector.get(started["conversation_id"])
+    assert server.inspector is not None
+    record = server.inspector.get(started["conversation_id"])
     assert record is not None
     assert [r.kind for r in record.rpcs] == kinds
     assert record.ended == "transfer"
@@ -114,8 +114,8 @@ async def test_hang_up_sends_session_end(byova_server: Any, page: Any) -> None:
     await tab.send(type="hangup")
     ended = await tab.until(lambda m: m["type"] == "ended")
     assert ended["event"] == "caller_hangup"
-    assert server.app.inspector is not None
-    record = server.app.inspector.get(started["conversation_id"])
+    assert server.inspector is not None
+    record = server.inspector.get(started["conversation_id"])
     assert record is not None
     assert record.rpcs[-1].kind == "session_end"
     assert record.ended == "caller_hangup"

@@ -73,7 +73,7 @@ async def test_a_server_refuses_to_start_the_playground_on_a_public_host(
 
 async def test_the_playground_implies_the_inspector(byova_server: Any) -> None:
     server = await byova_server(plugins=["echo"], http_port=0, playground=True)
-    assert server.app.inspector is not None
+    assert server.inspector is not None
     async with aiohttp.ClientSession() as http:
         base = f"http://127.0.0.1:{server.http_port}"
         async with http.get(f"{base}/calls.json") as response:
