@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from byova_media.config import Config
 from byova_media.metrics import Metrics
+from byova_media.peer import PeerCredential
 from byova_media.plugins import PluginHost
 
 if TYPE_CHECKING:
@@ -29,6 +30,8 @@ class App:
     state: dict[str, Any] = field(default_factory=dict)
     draining: bool = False
     end_of_turn: EndOfTurnRunner | None = None
+    #: Mints tokens for the server's calls to itself (the playground); see ``peer.py``.
+    peer: PeerCredential = field(default_factory=PeerCredential)
 
     def settings(self, plugin: str) -> dict[str, Any]:
         """The raw settings of one plugin (see :meth:`Config.plugin_settings`)."""

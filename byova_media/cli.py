@@ -59,6 +59,18 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--advertise-address", metavar="HOST:PORT", help="where peers reach this one")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument("--log-format", choices=["text", "json"])
+    p.add_argument(
+        "--inspector",
+        action="store_true",
+        default=None,
+        help="record the last calls and serve them on /calls of the HTTP port",
+    )
+    p.add_argument(
+        "--playground",
+        action="store_true",
+        default=None,
+        help="serve the browser playground on /playground (implies --inspector; loopback only)",
+    )
     p.set_defaults(func=_serve)
 
 
@@ -79,6 +91,8 @@ def _load_config(args: argparse.Namespace) -> Config:
         "advertise_address": args.advertise_address,
         "log_level": args.log_level,
         "log_format": args.log_format,
+        "inspector": args.inspector,
+        "playground": args.playground,
     }
     config = Config.load(file=args.config, env=os.environ, overrides=overrides, plugin_names=names)
     plugins = tuple(dict.fromkeys((*config.plugins, *args.plugin)))
@@ -135,9 +149,13 @@ def _plugins(args: argparse.Namespace) -> int:
 
 
 def _call(args: argparse.Namespace) -> int:
+    from byova_media.inspector.simulated import write_timeline
     from byova_media.testing.simulators import simulator_for, target_for
 
     target = target_for(args.target, args.transport)
+
+    if args.timeline and args.timeline.suffix not in (".html", ".svg"):
+        raise ConfigError(f"--timeline must name a .html or .svg file, not {args.timeline.name!r}")
 
     async def place() -> int:
         async with simulator_for(target, realtime=not args.fast, token=args.token) as sim:
@@ -151,6 +169,9 @@ def _call(args: argparse.Namespace) -> int:
             print(call.timeline())
             if args.report:
                 print(call.report())
+            if args.timeline:
+                write_timeline(call, args.timeline)
+                print(f"wrote {args.timeline}")
             if args.save_prompts:
                 for path in call.save_prompts(args.save_prompts):
                     print(f"saved {path}")
@@ -186,6 +207,12 @@ def build_parser(host: PluginHost) -> argparse.ArgumentParser:
         "--report",
         action="store_true",
         help="per RPC: did the server complete after the half-close or after the grace?",
+    )
+    p.add_argument(
+        "--timeline",
+        type=Path,
+        metavar="FILE",
+        help="write the call's timeline chart (.html page or .svg image)",
     )
     p.set_defaults(func=_call)
     add_new_plugin_parser(sub)

@@ -121,6 +121,13 @@ class Config(BaseModel):
     advertise_address: str | None = None
     cluster_lease_s: float = Field(10.0, ge=0.5, le=300)
     cluster_secret: SecretStr | None = None
+    # --- call inspector and playground (off: nothing recorded, no routes) ---
+    inspector: bool = False
+    inspector_calls: int = Field(50, ge=1, le=10_000)
+    record_audio: bool = False
+    playground: bool = False
+    #: Serve the playground on a non-loopback HTTP host (anyone reaching it can place calls).
+    playground_allow_remote: bool = False
     # --- logs ---
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"

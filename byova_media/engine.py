@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Literal
@@ -40,6 +41,7 @@ from byova_media.wire import (
 
 if TYPE_CHECKING:
     from byova_media.cluster.node import ClusterNode
+    from byova_media.inspector import CallInspector
 
 __all__ = ["Engine", "RpcKind", "check_conversation_id", "kind_of"]
 
@@ -70,12 +72,15 @@ class Engine:
         registry: ConversationRegistry,
         vad_factory: Callable[[], VoiceActivityDetector],
         cluster: ClusterNode | None = None,
+        inspector: CallInspector | None = None,
     ) -> None:
         self.app = app
         self.registry = registry
         self.vad_factory = vad_factory
         #: Cluster mode: restores conversations that move here, releases them at the end.
         self.cluster = cluster
+        #: Records every step when the ``inspector`` setting is on; ``None`` costs one check.
+        self.inspector = inspector
         self.tracing = Tracing.create()
         self.active_rpcs = 0
         self._boundary_type = BOUNDARY_TYPES[app.config.boundary_response_type]
@@ -93,6 +98,9 @@ class Engine:
         Raises :class:`RpcAbort` for client errors. The caller completes the step when
         ``out.queue`` yields ``None``.
         """
+        recording = None
+        if self.inspector is not None:
+            requests, recording = self.inspector.open_rpc(requests, out)
         self.active_rpcs += 1
         self._idle.clear()
         self.app.metrics.active_rpcs.inc()
@@ -112,6 +120,8 @@ class Engine:
             self.app.metrics.active_rpcs.dec()
             if self.active_rpcs == 0:
                 self._idle.set()
+            if recording is not None:
+                recording.complete(sys.exc_info()[1])
 
     async def wait_idle(self) -> None:
         """Return when no step is running (used by the drain)."""
@@ -359,6 +369,8 @@ class Engine:
             marks=dict(call.marks),
         )
         self.app.plugins.turn_metrics(self.app, metrics)
+        if self.inspector is not None:
+            self.inspector.turn(metrics, call.transcript)
 
     # --- shared steps ---
 
@@ -368,6 +380,8 @@ class Engine:
         if barge is None:
             return
         log.info("barge-in after %d of %d ms of the reply", barge.heard_ms, barge.sent_ms)
+        if self.inspector is not None:
+            self.inspector.barge_in(conv.id, barge)
         await conv.notify(conv.agent.on_barge_in(conv.call, barge), "on_barge_in")
 
     async def _reply(self, conv: Conversation, out: RpcOutput, reply: Reply) -> None:
@@ -402,6 +416,8 @@ class Engine:
             if self.cluster is not None:
                 self.cluster.ended(conv, reason)
             self.tracing.call_ended(conv.id, reason, conv.turns)
+            if self.inspector is not None:
+                self.inspector.ended(conv.id, reason, conv.call.transcript)
             await conv.notify(conv.agent.on_end(conv.call, reason), "on_end")
 
 

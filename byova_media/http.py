@@ -17,6 +17,9 @@ from typing import cast
 from aiohttp import web
 
 from byova_media.app import App
+from byova_media.inspector import CallInspector
+from byova_media.inspector.routes import inspector_routes
+from byova_media.playground.routes import playground_routes
 
 __all__ = ["MAX_BODY_BYTES", "HttpPort", "build_http_app"]
 
@@ -33,8 +36,17 @@ _TIMEOUT_RESPONSE = (
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def build_http_app(app: App, ready: Callable[[], bool]) -> web.Application:
-    """An aiohttp application serving the core endpoints and every plugin route."""
+def build_http_app(
+    app: App,
+    ready: Callable[[], bool],
+    grpc_target: str | None = None,
+    inspector: CallInspector | None = None,
+) -> web.Application:
+    """An aiohttp application serving the core endpoints and every plugin route.
+
+    The call inspector's routes are added when it is on, the playground's when the
+    ``playground`` setting is on (it calls this server back on ``grpc_target``).
+    """
 
     async def health(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -81,6 +93,10 @@ def build_http_app(app: App, ready: Callable[[], bool]) -> web.Application:
             *app.plugins.http_routes(app),
         ]
     )
+    if inspector is not None:
+        http.add_routes(inspector_routes(inspector))
+    if app.config.playground and grpc_target is not None:
+        http.add_routes(playground_routes(app, grpc_target, inspector))
     return http
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from byova_media._proto import voicevirtualagent_pb2 as pb
 from byova_media.metrics import Metrics
@@ -43,6 +44,8 @@ class RpcOutput:
         self.first_audio_at: float | None = None
         #: How the step ended: after the client's ``"half-close"``, or after the ``"grace"``.
         self.completed_after: str | None = None
+        #: Sees every response sent (the call inspector); ``None`` costs one check per send.
+        self.observer: Callable[[pb.VoiceVAResponse], None] | None = None
 
     def send(self, response: pb.VoiceVAResponse) -> None:
         """Queue a response of the reply; its FINAL is the one that closes the step."""
@@ -69,6 +72,8 @@ class RpcOutput:
         self.metrics.replies.labels(type=_TYPE_NAMES[response.response_type]).inc()
         for event in response.output_events[:1]:
             self.metrics.output_events.labels(event=_EVENT_NAMES[event.event_type]).inc()
+        if self.observer is not None:
+            self.observer(response)
         self.queue.put_nowait(response)
 
     def close(self) -> None:

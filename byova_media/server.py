@@ -25,7 +25,9 @@ from byova_media.config import Config, ConfigError
 from byova_media.conversation import ConversationRegistry
 from byova_media.engine import Engine
 from byova_media.http import HttpPort, build_http_app
+from byova_media.inspector import CallInspector
 from byova_media.logs import call_context
+from byova_media.playground.policy import grpc_self_target, http_bind_host
 from byova_media.plugins import PluginHost
 from byova_media.servicer import VoiceVirtualAgentServicer
 from byova_media.turn_taking import start_end_of_turn
@@ -58,6 +60,8 @@ class Server:
         self._sweeper: asyncio.Task[None] | None = None
         self.admission: AdmissionMonitor | None = None
         self.cluster: ClusterNode | None = None
+        #: The call inspector, when ``inspector`` or ``playground`` is on.
+        self.inspector: CallInspector | None = None
         self._watchdog: LoopWatchdog | None = None
         self._ready = False
         self._stopped = asyncio.Event()
@@ -78,6 +82,11 @@ class Server:
 
     async def start(self) -> None:
         """Build everything from the plugins, bind the ports, start plugin work."""
+        http_bind_host(self.config)  # refuse a playground on a public host before binding
+        if self.config.inspector or self.config.playground:
+            self.inspector = CallInspector(
+                self.config.inspector_calls, record_audio=self.config.record_audio
+            )
         self.plugins.configure(self.app)
         self.config = self.app.config  # plugins may prefer settings (App.prefer)
         self._engine = self._build_engine()
@@ -137,7 +146,7 @@ class Server:
                     "the address other instances use to reach this one"
                 )
             self.cluster = ClusterNode(app)
-        return Engine(app, registry, vads[config.vad], self.cluster)
+        return Engine(app, registry, vads[config.vad], self.cluster, inspector=self.inspector)
 
     async def _start_grpc(self, engine: Engine) -> None:
         """Bind the gRPC port (TLS when configured) with the service, health and reflection."""
@@ -173,11 +182,12 @@ class Server:
         config = self.config
         if config.http_port is None:
             return
-        port = HttpPort(
-            build_http_app(self.app, lambda: self._ready),
-            header_timeout_s=config.http_header_timeout_s,
+        target = grpc_self_target(config, self.port)
+        http = build_http_app(
+            self.app, lambda: self._ready, grpc_target=target, inspector=self.inspector
         )
-        self.http_port = await port.start(config.http_host or config.host, config.http_port)
+        port = HttpPort(http, header_timeout_s=config.http_header_timeout_s)
+        self.http_port = await port.start(http_bind_host(config), config.http_port)
         self._http = port
 
     async def _set_serving(self, serving: bool) -> None:

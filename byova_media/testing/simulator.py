@@ -69,6 +69,8 @@ class RpcResult:
     frames_sent: int = 0
     #: What the server says ended the RPC: ``half-close``, ``grace``, or ``""`` if unsaid.
     completed_after: str = ""
+    #: ``time.monotonic()`` when the RPC was opened (to line RPCs up on one time axis).
+    started_at: float = 0.0
 
     @property
     def events(self) -> list[str]:
@@ -301,17 +303,19 @@ class SimulatedCall(CallSteps):
         requests: AsyncIterator[pb.VoiceVARequest],
         eoi: asyncio.Event | None,
         holder: dict[str, RpcResult] | None = None,
+        on_response: Callable[[pb.VoiceVAResponse], None] | None = None,
     ) -> RpcResult:
         """Run one RPC: send ``requests``, collect every response, return the result.
 
         ``eoi`` is set when END_OF_INPUT arrives (a request generator stops on it, as
-        Webex does); ``holder["r"]`` receives the result object before the RPC starts.
+        Webex does); ``holder["r"]`` receives the result object before the RPC starts;
+        ``on_response`` sees each response as it arrives (to play prompts live).
         """
-        result = RpcResult(kind=kind)
+        started = time.monotonic()
+        result = RpcResult(kind=kind, started_at=started)
         if holder is not None:
             holder["r"] = result
         self.history.append(result)
-        started = time.monotonic()
         stream = self.sim.stub.ProcessCallerInput(metadata=self.sim.metadata())
 
         async def write() -> None:
@@ -329,17 +333,13 @@ class SimulatedCall(CallSteps):
                 response = await stream.read()
                 if response is grpc.aio.EOF:
                     break
-                now = time.monotonic() - started
                 result.responses.append(response)
-                kind_name = pb.VoiceVAResponse.ResponseType.Name(response.response_type)
-                label = kind_name
-                if response.output_events:
-                    label = _EVENT_NAMES[response.output_events[0].event_type]
-                    if label == "END_OF_INPUT" and eoi is not None:
-                        eoi.set()
-                elif response.prompts and any(p.audio_content for p in response.prompts):
-                    label = f"{kind_name} audio"
-                result.timeline.append((now, label))
+                label = _label(response)
+                if label == "END_OF_INPUT" and eoi is not None:
+                    eoi.set()
+                result.timeline.append((time.monotonic() - started, label))
+                if on_response is not None:
+                    on_response(response)
             code = await stream.code()
             result.code = code
             result.details = await stream.details() or ""
@@ -415,6 +415,16 @@ class WebexSimulator:
             pb.ListVARequest(customer_org_id=org_id), metadata=self.metadata()
         )
         return response
+
+
+def _label(response: pb.VoiceVAResponse) -> str:
+    """How a response shows in a timeline: its event, or its type (and whether it has audio)."""
+    kind_name = pb.VoiceVAResponse.ResponseType.Name(response.response_type)
+    if response.output_events:
+        return _EVENT_NAMES[response.output_events[0].event_type]
+    if any(p.audio_content for p in response.prompts):
+        return f"{kind_name} audio"
+    return kind_name
 
 
 def pcm_of(result: RpcResult) -> np.ndarray:

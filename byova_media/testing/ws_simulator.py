@@ -259,11 +259,11 @@ class WsSimulatedCall(CallSteps):
         eoi: asyncio.Event | None,
         holder: dict[str, RpcResult] | None = None,
     ) -> RpcResult:
-        result = RpcResult(kind=kind)
+        started = time.monotonic()
+        result = RpcResult(kind=kind, started_at=started)
         if holder is not None:
             holder["r"] = result
         self.history.append(result)
-        started = time.monotonic()
         step = self._step = _Step(result, eoi, started)
         done = step.done
         try:

@@ -83,7 +83,7 @@ def byova_grpc_interceptors(app: App) -> Sequence[grpc.aio.ServerInterceptor] | 
         org_allowed=plane.org_allowed if settings.jws_org_allowlist else None,
     )
     grace_s = app.config.half_close_grace_ms / 1000
-    return [JwsInterceptor(verifier, app.metrics, refused_drain_s=grace_s)]
+    return [JwsInterceptor(verifier, app.metrics, refused_drain_s=grace_s, peer=app.peer)]
 
 
 @hookimpl

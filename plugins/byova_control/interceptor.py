@@ -26,8 +26,18 @@ import grpc
 
 from byova_control.jws import JwsError, JwsVerifier, VerifiedClaims
 from byova_media.metrics import Metrics
+from byova_media.peer import PEER_TOKEN_PREFIX, PeerCredential
 
-__all__ = ["PROTECTED_SERVICE_PREFIX", "REFUSED_DRAIN_MESSAGES", "JwsInterceptor", "current_claims"]
+__all__ = [
+    "PEER_ISSUER",
+    "PROTECTED_SERVICE_PREFIX",
+    "REFUSED_DRAIN_MESSAGES",
+    "JwsInterceptor",
+    "current_claims",
+]
+
+#: The ``issuer`` of the claims of an RPC the server placed on itself (the playground).
+PEER_ISSUER = "byova-media:peer"
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +74,12 @@ class JwsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         metrics: Metrics | None = None,
         *,
         refused_drain_s: float = 1.0,
+        peer: PeerCredential | None = None,
     ) -> None:
         self._verifier = verifier
         self._metrics = metrics
         self._refused_drain_s = refused_drain_s
+        self._peer = peer
 
     async def intercept_service(
         self,
@@ -151,6 +163,8 @@ class JwsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         try:
             if value is None:
                 raise JwsError("missing")
+            if value.startswith(PEER_TOKEN_PREFIX):
+                return _peer_claims_of(self._peer, value)
             return await self._verifier.verify(value)
         except JwsError as exc:
             reason = exc.reason
@@ -184,6 +198,21 @@ class JwsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                     count += 1
                     if count >= REFUSED_DRAIN_MESSAGES:
                         return
+
+
+def _peer_claims_of(peer: PeerCredential | None, value: str) -> VerifiedClaims:
+    """Claims for this server's own peer credential (the playground); ``JwsError`` otherwise."""
+    if peer is None or not peer.verify(value):
+        raise JwsError("invalid_peer")
+    return VerifiedClaims(
+        org_id="",
+        issuer=PEER_ISSUER,
+        subject="playground",
+        audience="",
+        jti="",
+        expires_at=0.0,
+        raw={},
+    )
 
 
 def _metadata_value(metadata: tuple[Any, ...], key: str) -> str | None:

@@ -8,7 +8,8 @@ refresh on an unknown ``kid`` and stale keys kept when the broker cannot be reac
 Rejection reasons (:attr:`JwsError.reason`, also the metric label) are a small fixed set:
 ``missing``, ``malformed``, ``alg``, ``issuer``, ``kid``, ``key_alg``, ``key_size``,
 ``jwks_unavailable``, ``signature``, ``expired``, ``iat_future``, ``not_yet_valid``, ``claims``,
-``datasource_url``, ``schema``, ``org``, ``org_lookup``.
+``datasource_url``, ``schema``, ``org``, ``org_lookup``; and ``invalid_peer`` for a
+server peer credential (``byova_media.peer``) this process did not issue or that expired.
 """
 
 from __future__ import annotations
