@@ -6,6 +6,8 @@ from urllib.parse import urlencode, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from byova_media.adapter_settings import key_required, websocket_url
+
 __all__ = ["DeepgramSettings"]
 
 
@@ -42,16 +44,11 @@ class DeepgramSettings(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _ws_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("ws", "wss") or not parts.hostname:
-            raise ValueError("must be a ws:// or wss:// URL with a host")
-        return value
+        return websocket_url(value)
 
     @property
     def key_required(self) -> bool:
-        if self.require_api_key is not None:
-            return self.require_api_key
-        return urlsplit(self.base_url).hostname == "api.deepgram.com"
+        return key_required(self.require_api_key, self.base_url, "api.deepgram.com")
 
     def url(self) -> str:
         """The listen URL: 8 kHz μ-law mono, interim results, endpointing and VAD events."""

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from byova_media.adapter_settings import key_required
+
 __all__ = ["OpenAISettings"]
 
 
@@ -60,9 +62,7 @@ class OpenAISettings(BaseModel):
 
     @property
     def key_required(self) -> bool:
-        if self.require_api_key is not None:
-            return self.require_api_key
-        return "api.openai.com" in self.base_url
+        return key_required(self.require_api_key, self.base_url, "api.openai.com")
 
     def check_key(self, what: str) -> None:
         """Refuse to build ``what`` without a key where one is needed (a clear start-up error)."""

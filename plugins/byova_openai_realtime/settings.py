@@ -12,6 +12,7 @@ from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from byova_media.adapter_settings import key_required, websocket_url
 from byova_websocket.settings import ConnectorSettings
 
 __all__ = ["PLUGIN_NAME", "RealtimeSettings"]
@@ -62,16 +63,11 @@ class RealtimeSettings(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _ws_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("ws", "wss") or not parts.hostname:
-            raise ValueError("must be a ws:// or wss:// URL with a host")
-        return value
+        return websocket_url(value)
 
     @property
     def key_required(self) -> bool:
-        if self.require_api_key is not None:
-            return self.require_api_key
-        return urlsplit(self.base_url).hostname == "api.openai.com"
+        return key_required(self.require_api_key, self.base_url, "api.openai.com")
 
     @property
     def url(self) -> str:
