@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import cast
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from byova_media.app import App
 from byova_media.inspector import CallInspector
@@ -61,30 +62,8 @@ def build_http_app(
     async def metrics(_request: web.Request) -> web.Response:
         return web.Response(body=app.metrics.render(), content_type="text/plain", charset="utf-8")
 
-    body_timeout_s = app.config.http_body_timeout_s
-
-    @web.middleware
-    async def bounded_body(request: web.Request, handler: _Handler) -> web.StreamResponse:
-        """Read the whole body under the deadline and size limit before any route runs."""
-        try:
-            async with asyncio.timeout(body_timeout_s):
-                await request.read()  # cached: the route's own read() returns it at once
-        except TimeoutError:
-            log.warning(
-                "HTTP %s %s: body not received within %g s; closing",
-                request.method,
-                request.path[:100],
-                body_timeout_s,
-            )
-            response: web.StreamResponse = web.json_response(
-                {"error": "request body timed out"}, status=408
-            )
-        else:
-            response = await handler(request)
-        response.force_close()  # one request per connection: the head deadline covers each
-        return response
-
-    http = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[bounded_body])
+    middleware = _bounded_body(app.config.http_body_timeout_s)
+    http = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[middleware])
     http.add_routes(
         [
             web.get("/health", health),
@@ -186,3 +165,30 @@ class HttpPort:
         await self._runner.cleanup()
         if self._server is not None:
             await self._server.wait_closed()
+
+
+def _bounded_body(body_timeout_s: float) -> Middleware:
+    """Middleware: every body is read whole, under its deadline and size limit, first."""
+
+    @web.middleware
+    async def bounded_body(request: web.Request, handler: _Handler) -> web.StreamResponse:
+        """Read the whole body under the deadline and size limit before any route runs."""
+        try:
+            async with asyncio.timeout(body_timeout_s):
+                await request.read()  # cached: the route's own read() returns it at once
+        except TimeoutError:
+            log.warning(
+                "HTTP %s %s: body not received within %g s; closing",
+                request.method,
+                request.path[:100],
+                body_timeout_s,
+            )
+            response: web.StreamResponse = web.json_response(
+                {"error": "request body timed out"}, status=408
+            )
+        else:
+            response = await handler(request)
+        response.force_close()  # one request per connection: the head deadline covers each
+        return response
+
+    return bounded_body

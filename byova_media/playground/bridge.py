@@ -33,6 +33,7 @@ from google.protobuf import json_format
 
 from byova_media._proto import voicevirtualagent_pb2 as pb
 from byova_media.audio.codecs import pcm_to_ulaw, ulaw_to_pcm
+from byova_media.audio.formats import FRAME_MS, ULAW_SILENCE_FRAME
 from byova_media.audio.wav import is_wav, wav_to_ulaw
 from byova_media.inspector import CallInspector
 from byova_media.testing.simulator import (
@@ -44,6 +45,8 @@ from byova_media.testing.simulator import (
 from byova_media.wire import digit_value
 
 __all__ = ["PlaygroundCall"]
+
+_MIC_GAP_S = 0.1  # no microphone frame for this long: send that much silence
 
 log = logging.getLogger(__name__)
 
@@ -312,8 +315,12 @@ class PlaygroundCall:
         try:
             while not (eoi.is_set() or stop.is_set()):
                 try:
-                    frame = await asyncio.wait_for(self._mic.get(), 0.1)
+                    frame = await asyncio.wait_for(self._mic.get(), _MIC_GAP_S)
                 except TimeoutError:
+                    # Webex streams silence while it waits for speech; so does the bridge
+                    # when the browser's microphone goes quiet (a muted or ended track).
+                    silence = ULAW_SILENCE_FRAME * int(_MIC_GAP_S * 1000 // FRAME_MS)
+                    yield call.request(audio_input=pb.VoiceInput(caller_audio=silence))
                     continue
                 pcm = np.frombuffer(frame, dtype="<i2")
                 yield call.request(audio_input=pb.VoiceInput(caller_audio=pcm_to_ulaw(pcm)))
