@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -46,7 +47,7 @@ from byova_media.wire import digit_value
 
 __all__ = ["PlaygroundCall"]
 
-_MIC_GAP_S = 0.1  # no microphone frame for this long: send that much silence
+_MIC_QUIET_S = 2.0  # no microphone frame for this long: send that much silence
 
 log = logging.getLogger(__name__)
 
@@ -312,16 +313,21 @@ class PlaygroundCall:
         while not self._mic.empty():
             self._mic.get_nowait()  # audio from before this RPC opened belongs to no turn
         self._listening = True
+        heard_at = time.monotonic()
         try:
             while not (eoi.is_set() or stop.is_set()):
                 try:
-                    frame = await asyncio.wait_for(self._mic.get(), _MIC_GAP_S)
+                    frame = await asyncio.wait_for(self._mic.get(), 0.1)
                 except TimeoutError:
                     # Webex streams silence while it waits for speech; so does the bridge
-                    # when the browser's microphone goes quiet (a muted or ended track).
-                    silence = ULAW_SILENCE_FRAME * int(_MIC_GAP_S * 1000 // FRAME_MS)
-                    yield call.request(audio_input=pb.VoiceInput(caller_audio=silence))
+                    # once the browser's microphone has been quiet for long enough to be
+                    # muted or ended (shorter gaps are the browser's own batching).
+                    if time.monotonic() - heard_at >= _MIC_QUIET_S:
+                        heard_at = time.monotonic()
+                        silence = ULAW_SILENCE_FRAME * int(_MIC_QUIET_S * 1000 // FRAME_MS)
+                        yield call.request(audio_input=pb.VoiceInput(caller_audio=silence))
                     continue
+                heard_at = time.monotonic()
                 pcm = np.frombuffer(frame, dtype="<i2")
                 yield call.request(audio_input=pb.VoiceInput(caller_audio=pcm_to_ulaw(pcm)))
         finally:

@@ -48,9 +48,23 @@ class SqliteBackend:
         )
         with self._lock:
             self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn.execute(_SCHEMA)
+            self._set_up()
+
+    def _set_up(self) -> None:
+        """WAL mode and the schema. Switching a new file to WAL while another process does
+        the same can fail with "database is locked" without waiting on ``busy_timeout``
+        (SQLite takes no busy handler there), so that step is retried within the timeout."""
+        deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                self._conn.execute("PRAGMA synchronous = NORMAL")
+                self._conn.execute(_SCHEMA)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def __repr__(self) -> str:
         return f"SqliteBackend({str(self.path)!r})"
