@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -199,10 +200,11 @@ def _frames_for(scenario: Scenario) -> dict[int, list[bytes]]:
     """μ-law frames of each utterance length in the script, with lead and trail silence."""
     lead = [ULAW_SILENCE_FRAME] * (scenario.lead_silence_ms // FRAME_MS)
     trail = [ULAW_SILENCE_FRAME] * (scenario.trail_silence_ms // FRAME_MS)
+    recorded = Path(scenario.speech_wav).read_bytes() if scenario.speech_wav else b""
     out: dict[int, list[bytes]] = {}
     for step in scenario.script:
         if step.kind == "say" and step.ms not in out:
-            ulaw = pcm_to_ulaw(speech_pcm(step.ms, seed=step.ms))
+            ulaw = pcm_to_ulaw(speech_pcm(step.ms, seed=step.ms, recorded=recorded))
             speech = [ulaw[i : i + FRAME_SAMPLES] for i in range(0, len(ulaw), FRAME_SAMPLES)]
             out[step.ms] = lead + [f for f in speech if len(f) == FRAME_SAMPLES] + trail
     return out

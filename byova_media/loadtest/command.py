@@ -27,6 +27,7 @@ from byova_media.loadtest.scenario import (
     MAX_DURATION_S,
     Scenario,
     parse_script,
+    speech_pcm,
 )
 
 __all__ = ["add_loadtest_parser", "run_loadtest", "start_sink_process", "summarize_runs"]
@@ -100,6 +101,12 @@ def _add_load_options(p: argparse.ArgumentParser) -> None:
         type=_script,
         default=parse_script("say:1200"),
         help="what each caller does per turn, e.g. say:1200,dtmf:12# (default say:1200)",
+    )
+    p.add_argument(
+        "--speech-wav",
+        type=Path,
+        metavar="WAV",
+        help="say steps play this recording (cut or repeated to their length), not a buzz",
     )
     p.add_argument("--agent", default="", help="virtual_agent_id (default: the server's default)")
     p.add_argument(
@@ -206,6 +213,7 @@ def _scenario(args: argparse.Namespace, calls: int) -> Scenario:
         trail_silence_ms=args.trail_ms,
         max_calls=args.max_calls,
         long_calls=args.long_calls,
+        speech_wav=str(args.speech_wav or ""),
     )
 
 
@@ -396,6 +404,11 @@ def _validate(args: argparse.Namespace) -> str | None:
         return "--idle-conversations must be 0..100000"
     if args.long_calls and args.duration is None:
         return "--long-calls needs --duration (each call lasts the whole step)"
+    if args.speech_wav is not None:
+        try:
+            speech_pcm(20, recorded=args.speech_wav.read_bytes())
+        except (OSError, ValueError) as exc:
+            return f"--speech-wav {args.speech_wav}: {exc}"
     return _validate_connection(args)
 
 

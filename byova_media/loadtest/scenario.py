@@ -8,6 +8,9 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from byova_media.audio.resample import resample
+from byova_media.audio.wav import read_wav
+
 __all__ = [
     "MAX_CALLS",
     "MAX_CONCURRENCY",
@@ -79,6 +82,10 @@ class Scenario:
     max_calls: int = 100_000
     grace_s: float = 15.0
     long_calls: bool = False
+    #: A WAV whose audio every ``say`` step plays (its first ``ms``, repeated if shorter)
+    #: instead of the synthetic voiced signal: neural VADs and end-of-turn models need
+    #: real speech to do their work.
+    speech_wav: str = ""
 
     def __post_init__(self) -> None:
         if not 0 < self.calls <= MAX_CONCURRENCY:
@@ -117,8 +124,18 @@ class Scenario:
         return cls(**data)
 
 
-def speech_pcm(ms: int, seed: int = 0) -> npt.NDArray[np.int16]:
-    """A voiced, syllable-like 8 kHz signal that energy VADs take for speech (no files)."""
+def speech_pcm(ms: int, seed: int = 0, recorded: bytes = b"") -> npt.NDArray[np.int16]:
+    """``ms`` of 8 kHz speech: from the ``recorded`` WAV if given, else synthetic.
+
+    The synthetic signal is voiced and syllable-like, so energy VADs take it for speech
+    without any file.
+    """
+    if recorded:
+        audio = read_wav(recorded)
+        pcm = resample(audio.pcm, audio.sample_rate, 8000)
+        if not len(pcm):
+            raise ValueError("the speech WAV holds no audio")
+        return np.resize(pcm, 8 * ms)
     rng = np.random.default_rng(seed)
     t = np.arange(8 * ms) / 8000.0
     pitch = 110.0 + 25.0 * np.sin(2 * np.pi * 0.8 * t)

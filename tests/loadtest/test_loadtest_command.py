@@ -11,10 +11,12 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from byova_media.loadtest.caller import run_callers
-from byova_media.loadtest.scenario import Scenario, parse_script
+from byova_media.audio.wav import pcm_wav
+from byova_media.loadtest.scenario import Scenario, parse_script, speech_pcm
 from byova_media.loadtest.sink import serve_sink
 
 READY = re.compile(r"serving VoiceVirtualAgent on [\d.]+:(\d+), HTTP on port (\d+)")
@@ -148,6 +150,20 @@ async def test_bad_arguments_are_refused_before_any_call(tmp_path: Path) -> None
     assert code == 2 and "is not a readable file" in err
     code, _, err = await _loadtest("127.0.0.1:1", "--token", "a", "--token-file", "b")
     assert code == 2 and "not allowed with" in err
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x04\x00\x00\x00WAVE")
+    code, _, err = await _loadtest("127.0.0.1:1", "--speech-wav", str(broken))
+    assert code == 2 and f"--speech-wav {broken}:" in err
+
+
+def test_recorded_speech_is_resampled_and_repeated_to_the_step_length() -> None:
+    tone = (8000 * np.sin(2 * np.pi * 400 * np.arange(1600) / 16000)).astype(np.int16)
+    pcm = speech_pcm(250, recorded=pcm_wav(tone, 16000))  # 100 ms of 16 kHz audio
+    assert pcm.dtype == np.int16 and len(pcm) == 2000  # 250 ms at 8 kHz
+    np.testing.assert_array_equal(pcm[:800], pcm[800:1600])  # the recording, repeated
+    spectrum = np.abs(np.fft.rfft(pcm[:800]))
+    assert np.argmax(spectrum) * 8000 / 800 == 400  # still a 400 Hz tone at 8 kHz
+    assert not np.array_equal(pcm, speech_pcm(250))  # not the synthetic voice
 
 
 async def test_long_calls_hold_one_call_per_caller_for_the_whole_step() -> None:
