@@ -149,22 +149,26 @@ class AudioTurn:
         One timer per idle period instead of a deadline per message: the per-frame path
         only records the time of the last message. :meth:`finish` stops the watch.
         """
-        loop = asyncio.get_running_loop()
+        self._idle_timer = asyncio.get_running_loop().call_later(
+            timeout_s, self._check_idle, timeout_s
+        )
 
-        def check() -> None:
-            idle = time.monotonic() - self.last_message_at
-            if self.ended:
-                return
-            if idle < timeout_s:
-                self._idle_timer = loop.call_later(timeout_s - idle, check)
-                return
-            self.ended = True
-            abort = RpcAbort(
-                "DEADLINE_EXCEEDED", f"no caller audio for {timeout_s:g} s before the turn ended"
+    def _check_idle(self, timeout_s: float) -> None:
+        # A method, not a closure that names itself: such a closure is a reference cycle
+        # that would keep the turn and its whole utterance alive until the cyclic GC runs.
+        if self.ended:
+            return
+        idle = time.monotonic() - self.last_message_at
+        if idle < timeout_s:
+            self._idle_timer = asyncio.get_running_loop().call_later(
+                timeout_s - idle, self._check_idle, timeout_s
             )
-            self.signals.put_nowait(TurnSignal(TurnEvent.STREAM_END, time.monotonic(), error=abort))
-
-        self._idle_timer = loop.call_later(timeout_s, check)
+            return
+        self.ended = True
+        abort = RpcAbort(
+            "DEADLINE_EXCEEDED", f"no caller audio for {timeout_s:g} s before the turn ended"
+        )
+        self.signals.put_nowait(TurnSignal(TurnEvent.STREAM_END, time.monotonic(), error=abort))
 
     async def _feed(self, frames: Sequence[np.ndarray]) -> None:
         if self._on_audio_ok:
@@ -292,6 +296,7 @@ class AudioTurn:
         self.ended = True
         if self._idle_timer is not None:
             self._idle_timer.cancel()
+            self._idle_timer = None  # the timer holds this turn: no cycle through it
 
     def utterance(self) -> np.ndarray:
         if not self._utterance:

@@ -16,7 +16,7 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,14 +71,18 @@ async def serve_process(
     cwd: Path | None = None,
     inherit_env: bool = True,
     ready_timeout_s: float = 60.0,
+    interpreter: Sequence[str] = (),
 ) -> AsyncIterator[ServedProcess]:
     """Start ``byova-media serve ARGS --host 127.0.0.1 --port 0``; kill it on exit if alive.
 
     ``command`` is the console script to run (default: this interpreter's
     ``python -m byova_media.cli``); ``env`` is added to the current environment, or
-    replaces it when ``inherit_env`` is false.
+    replaces it when ``inherit_env`` is false. ``interpreter`` runs the default program
+    instead of this interpreter (a profiler that runs it in-process, e.g.
+    ``python -m memray run --native -o FILE``).
     """
-    program = [str(command)] if command else [sys.executable, "-m", "byova_media.cli"]
+    runner = [*interpreter] or [sys.executable]
+    program = [str(command)] if command else [*runner, "-m", "byova_media.cli"]
     proc = await asyncio.create_subprocess_exec(
         *program, "serve", "--host", "127.0.0.1", "--port", "0", *args,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
