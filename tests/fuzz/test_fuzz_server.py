@@ -101,6 +101,10 @@ def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
         "BYOVA_MEDIA_CONTROL_STORE": f"sqlite:///{tmp_path / 'store.sqlite3'}",
+        # Issue 12: no event-loop stall over 100 ms attributable to one request. The
+        # watchdog warns when one step of the engine (or an agent) holds the loop that
+        # long; a loop merely starved of CPU by the test's own client is not warned about.
+        "BYOVA_MEDIA_LOOP_STALL_WARN_MS": "100",
         **{k: v.format(tmp=tmp_path) for k, v in extra_env.items()},
     }
     with log.open("wb") as sink:
@@ -153,7 +157,13 @@ def _assert_server_healthy(server: Server) -> None:
     server.proc.terminate()
     assert server.proc.wait(60) == 0, server.output()[-4000:]
     output = server.output()
-    for marker in ("exception was never retrieved", "Exception in callback", "RPC failed"):
+    for marker in (
+        "exception was never retrieved",
+        "Exception in callback",
+        "RPC failed",
+        "event loop held",
+        "event loop blocked",
+    ):
         assert marker not in output, output[output.index(marker) - 2000 :][:6000]
     _assert_tracebacks_are_contained(output)
 
@@ -336,12 +346,12 @@ def _fuzz(server: Server, strategy: st.SearchStrategy[list[bytes]], examples: in
 
 def test_webex_shaped_rpcs_with_any_content(server: Server) -> None:
     """Events, DTMF, audio and settings at supported rates, in Webex's RPC shapes."""
-    _fuzz(server, _webex_shaped(), examples=100)
+    _fuzz(server, _webex_shaped(), examples=160)
 
 
 def test_any_message_order_and_refusals_end_with_their_own_status(server: Server) -> None:
     """Mixed inputs in one RPC, unknown agents, missing ids, empty messages, UNSPECIFIED."""
-    _fuzz(server, _sequence(_Vocabulary()), examples=40)
+    _fuzz(server, _sequence(_Vocabulary()), examples=60)
 
 
 def test_odd_rates_and_encodings(server: Server) -> None:
