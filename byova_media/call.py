@@ -18,12 +18,12 @@ __all__ = ["Call"]
 class Call:
     """What an agent knows about its conversation and can ask of the engine.
 
-    Lives as long as the conversation (across all of Webex's RPCs for it). ``signal``
-    and ``heard`` are the conversation's own operations, passed in when it builds the
-    call: ``signal`` routes an agent-driven turn boundary to the open audio stream,
-    ``heard`` says how much of the current reply the caller has heard, ``speaking`` whether
-    the caller has begun a turn on the open audio stream. A call built alone (e.g. in an
-    agent's unit test) has none of them.
+    Lives as long as the conversation (across all of Webex's RPCs for it). ``signal``,
+    ``heard`` and ``speaking`` are the conversation's own operations, passed in when it
+    builds the call: ``signal`` routes an agent-driven turn boundary to the open audio
+    stream, ``heard`` says how much of the current reply the caller has heard, ``speaking``
+    whether the caller has begun a turn on the open audio stream. A call built alone (e.g.
+    in an agent's unit test) has none of them.
     """
 
     def __init__(
