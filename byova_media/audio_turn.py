@@ -92,6 +92,11 @@ class AudioTurn:
         """20 ms frames of caller audio processed on this RPC."""
         return self._index
 
+    @property
+    def speech_started(self) -> bool:
+        """The caller began speaking on this RPC (the detector, or the agent, said so)."""
+        return self._start_index is not None
+
     def signal(self, event: TurnEvent) -> bool:
         if self.ended or event is TurnEvent.STREAM_END:
             return False

@@ -18,11 +18,12 @@ __all__ = ["Call"]
 class Call:
     """What an agent knows about its conversation and can ask of the engine.
 
-    Lives as long as the conversation (across all of Webex's RPCs for it). ``signal``
-    and ``heard`` are the conversation's own operations, passed in when it builds the
-    call: ``signal`` routes an agent-driven turn boundary to the open audio stream,
-    ``heard`` says how much of the current reply the caller has heard. A call built
-    alone (e.g. in an agent's unit test) has neither.
+    Lives as long as the conversation (across all of Webex's RPCs for it). ``signal``,
+    ``heard`` and ``speaking`` are the conversation's own operations, passed in when it
+    builds the call: ``signal`` routes an agent-driven turn boundary to the open audio
+    stream, ``heard`` says how much of the current reply the caller has heard, ``speaking``
+    whether the caller has begun a turn on the open audio stream. A call built alone (e.g.
+    in an agent's unit test) has none of them.
     """
 
     def __init__(
@@ -35,6 +36,7 @@ class Call:
         tracking_id: str = "",
         signal: Callable[[TurnEvent], bool] | None = None,
         heard: Callable[[], int] | None = None,
+        speaking: Callable[[], bool] | None = None,
     ) -> None:
         self.app = app
         self.conversation_id = conversation_id
@@ -54,6 +56,7 @@ class Call:
         self.marks: dict[str, float] = {}
         self._signal = signal or _no_stream
         self._heard = heard or _nothing_heard
+        self._speaking = speaking or _always_speaking
 
     def __repr__(self) -> str:
         return f"Call(conversation_id={self.conversation_id!r}, agent={self.virtual_agent_id!r})"
@@ -77,9 +80,22 @@ class Call:
         """How much of the current or last reply the caller has heard, in ms."""
         return self._heard()
 
+    def speech_started(self) -> bool:
+        """Whether the caller has begun a turn on the open audio RPC (START_OF_INPUT is due).
+
+        It turns true on the frame after the turn detector found the start, so the turn's
+        first frames (pre-roll and attack) have already reached ``on_audio``: an agent that
+        waits for it keeps the last moments before it. A call built alone says true.
+        """
+        return self._speaking()
+
 
 def _no_stream(_event: TurnEvent) -> bool:
     return False
+
+
+def _always_speaking() -> bool:
+    return True  # no engine to ask: every frame may be speech
 
 
 def _nothing_heard() -> int:

@@ -44,6 +44,11 @@ class TurnListener(Protocol):
         """Take a boundary the agent decided; return whether it was accepted."""
         ...
 
+    @property
+    def speech_started(self) -> bool:
+        """The caller has begun a turn on this stream."""
+        ...
+
 
 @dataclass(eq=False)
 class Playback:
@@ -92,6 +97,7 @@ class Conversation:
             tracking_id=tracking_id,
             signal=self.signal,
             heard=self.heard_ms,
+            speaking=self.speech_started,
         )
         self.agent: Agent = spec.factory(self.call)
         self.reply_mode: Literal["chunk", "wav"] = self.agent.reply_mode or app.config.reply_mode
@@ -166,6 +172,10 @@ class Conversation:
     def signal(self, event: TurnEvent) -> bool:
         """An agent-driven boundary (``call.start_of_input()``); ``False`` with no open stream."""
         return self._listener.signal(event) if self._listener is not None else False
+
+    def speech_started(self) -> bool:
+        """Whether the caller began a turn on the open audio stream (``False`` with none)."""
+        return self._listener is not None and self._listener.speech_started
 
     # --- playback ---
 

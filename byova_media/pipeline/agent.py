@@ -1,13 +1,15 @@
 """``PipelineAgent``: a voice agent assembled from a recogniser, a language model and a voice.
 
 Turn taking is the engine's (its VAD cuts the utterance); with a streaming recogniser
-the agent also takes every caller frame (``wants_audio``) so the transcript is ready
-when the turn ends. The answer streams as it is generated and synthesised; DTMF,
-no-input and custom events reach the model as bracketed notes in the conversation.
+the agent also takes every caller frame (``wants_audio``) and streams the turn's frames,
+from its pre-roll on, so the transcript is ready when the turn ends. The answer streams
+as it is generated and synthesised; DTMF, no-input and custom events reach the model as
+bracketed notes in the conversation.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -130,6 +132,8 @@ class PipelineAgent(Agent):
         self.last_run: AnswerRun | None = None
         self._stream: SpeechStream | None = None
         self._stream_frames = 0
+        #: The last frames before the caller's turn began (see :meth:`on_audio`).
+        self._lead: deque[np.ndarray] | None = None
         self._outcome = "in progress"
 
     # --- speaking ----------------------------------------------------------------------
@@ -202,12 +206,32 @@ class PipelineAgent(Agent):
         return await self._speak(call, run, reply)
 
     async def on_audio(self, call: Call, frame: np.ndarray) -> None:
+        if self._lead is None:
+            config = call.app.config
+            # As many frames as the engine may reach back for the turn's start.
+            self._lead = deque(maxlen=(config.pre_roll_ms + config.speech_start_ms) // FRAME_MS + 2)
+        if not call.speech_started():
+            # The recogniser hears the turn, not the wait before it: pocketsphinx fed seconds
+            # of silence normalises its features to them and mishears the words that follow
+            # (and a cloud recogniser bills the wait). A stream still open here belongs to a
+            # turn that never ended (a key press, a hang-up).
+            await self._drop_stream()
+            self._lead.append(frame)
+            return
         if self._stream is None:
             self._stream = self.parts.stt.open_stream(8000)
             self._stream_frames = 0
+            for before in self._lead:
+                await self._feed(call, before)
+            self._lead.clear()
+        await self._feed(call, frame)
+
+    async def _feed(self, call: Call, frame: np.ndarray) -> None:
+        if self._stream is None:
+            return
         self._stream_frames += 1
         if self._stream_frames * FRAME_MS > self.settings.max_stream_ms:
-            # Nobody spoke for a long time: start afresh instead of growing without end.
+            # A turn longer than anyone speaks: start afresh instead of growing without end.
             await self._drop_stream()
             return
         partial = await self._stream.feed(frame)

@@ -55,7 +55,13 @@ class PocketsphinxSettings(BaseModel):
 
 
 class _DecoderPool:
-    """Idle decoders for reuse: loading the model costs about 0.1 s and several MB."""
+    """Idle decoders for reuse: loading the model costs about 0.1 s and several MB.
+
+    A decoder's feature extraction adapts to the audio it hears (its cepstral mean and
+    noise estimate) and keeps that from one utterance to the next; a reused decoder gets
+    fresh feature extraction (microseconds, the model stays loaded), so no call's audio
+    changes what another call's words are heard as.
+    """
 
     def __init__(self, settings: PocketsphinxSettings) -> None:
         self._settings = settings
@@ -64,9 +70,11 @@ class _DecoderPool:
 
     def acquire(self) -> Any:
         with self._lock:
-            if self._idle:
-                return self._idle.pop()
-        return self._create()
+            decoder = self._idle.pop() if self._idle else None
+        if decoder is None:
+            return self._create()
+        decoder.reinit_feat()
+        return decoder
 
     def release(self, decoder: Any) -> None:
         with self._lock:

@@ -16,7 +16,7 @@ from byova_media.call import Call
 from byova_media.config import Config
 from byova_media.plugins import PluginHost
 
-__all__ = ["CountingTTS", "FixedSTT", "ScriptedLLM", "make_call"]
+__all__ = ["CountingTTS", "FixedSTT", "HearingSTT", "ScriptedLLM", "make_call"]
 
 
 def make_call() -> Call:
@@ -83,3 +83,35 @@ class FixedSTT:
 
     def open_stream(self, sample_rate: int) -> SpeechStream:
         raise NotImplementedError
+
+
+@dataclass
+class HearingSTT:
+    """A streaming recogniser that keeps every frame each stream was fed; hears ``text``."""
+
+    text: str
+    streaming: bool = True
+    streams: list[list[np.ndarray]] = field(default_factory=list)
+
+    async def transcribe(self, pcm: np.ndarray, sample_rate: int) -> Transcript:
+        return Transcript(self.text)
+
+    def open_stream(self, sample_rate: int) -> SpeechStream:
+        self.streams.append([])
+        return _HeardStream(self, self.streams[-1])
+
+
+@dataclass
+class _HeardStream:
+    stt: HearingSTT
+    frames: list[np.ndarray]
+
+    async def feed(self, frame: np.ndarray) -> Transcript | None:
+        self.frames.append(frame)
+        return None
+
+    async def finish(self) -> Transcript:
+        return Transcript(self.stt.text)
+
+    async def aclose(self) -> None:
+        return None

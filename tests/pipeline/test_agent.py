@@ -10,8 +10,18 @@ from typing import Any
 import numpy as np
 import pytest
 
+import byova_media
 from byova_media.adapters import LlmEvent, Message, TextDelta, ToolCall
-from byova_media.agent import BargeIn, CustomEvent, EndSession, Reply, Transfer, Utterance
+from byova_media.agent import (
+    AgentSpec,
+    BargeIn,
+    CustomEvent,
+    EndSession,
+    Reply,
+    Transfer,
+    Utterance,
+)
+from byova_media.audio.codecs import pcm_to_ulaw, ulaw_to_pcm
 from byova_media.call import Call
 from byova_media.pipeline import (
     PipelineAgent,
@@ -21,7 +31,7 @@ from byova_media.pipeline import (
     dtmf_note,
     no_input_note,
 )
-from tests.pipeline._fakes import CountingTTS, FixedSTT, ScriptedLLM, make_call
+from tests.pipeline._fakes import CountingTTS, FixedSTT, HearingSTT, ScriptedLLM, make_call
 
 UTTERANCE = Utterance(pcm=np.zeros(1600, dtype=np.int16), sample_rate=8000)
 
@@ -203,3 +213,37 @@ async def test_snapshot_carries_history_and_transcript_to_a_new_agent() -> None:
     assert later.requests[0][:-1] == llm.requests[1] + [Message("assistant", "It is 42.")]
     assert call.transcript is not None
     assert call.transcript.startswith("Caller: hello\nAgent: It is 42.\n")
+
+
+async def test_a_streaming_recogniser_hears_the_turn_not_the_wait_before_it(
+    byova_server: Any, webex: Any, speech: Any
+) -> None:
+    """Only the turn's frames, from its pre-roll on, reach the stream (issue 14).
+
+    A recogniser fed the seconds of silence Webex streams before the caller speaks adapts
+    to them: pocketsphinx then heard "i want to talk to an agent" as "i want to when are
+    you open".
+    """
+    stt = HearingSTT("hello")
+    llm = ScriptedLLM([_words("Hi.")] * 3)
+    parts = PipelineParts(stt=stt, llm=llm, tts=CountingTTS())
+
+    class Plugin:
+        @byova_media.hookimpl
+        def byova_register_agents(self, app: Any, register: Any) -> None:
+            register(AgentSpec("pipe", lambda call: PipelineAgent(parts)))
+
+    await byova_server(extra_plugins=[("pipe", Plugin())], vad="energy", turn_detector="none")
+    call = (await webex()).call("pipe")
+    await call.start()
+    voice = speech(1000)
+    result = await call.say(voice, lead_silence_ms=6000, trail_silence_ms=2000)
+    assert result.events[:2] == ["START_OF_INPUT", "END_OF_INPUT"]
+    (heard,) = stt.streams
+    pcm = np.concatenate(heard)
+    # Pre-roll and attack (300 ms), the speech, the 700 ms of silence that ended the turn.
+    assert len(pcm) <= (300 + 40 + 1000 + 700 + 40) * 8
+    assert np.count_nonzero(pcm[: 8 * 400] == 0) >= 8 * 200  # it starts with the pre-roll
+    sent = ulaw_to_pcm(pcm_to_ulaw(voice))  # what the simulator's μ-law frames carry
+    start = int(np.flatnonzero(pcm)[0])
+    assert np.array_equal(pcm[start : start + len(sent) // 2], sent[: len(sent) // 2])

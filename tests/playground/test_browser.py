@@ -96,13 +96,6 @@ async def _call_from_browser(
     return await asyncio.to_thread(_talk, base, tmp_path / "profile", wav, tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known intermittent (about 1 run in 3 on the shared VM), not understood yet: in a "
-    "failing run the whole browser session hears the phrase as 'i want to when are you open' "
-    "on every repetition, so no transfer comes; the simulator path (tests/plugins/test_demo.py) "
-    "recognises the same phrase every time. Open in issue 14.",
-)
 async def test_asking_for_an_agent_ends_the_call_with_a_transfer(
     byova_server: Any, tmp_path: Path
 ) -> None:

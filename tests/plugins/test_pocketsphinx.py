@@ -34,7 +34,8 @@ async def test_grammar_recognises_telephone_speech(stt: PocketsphinxSTT, phrase:
 
 async def test_streaming_gives_growing_partials_and_the_same_final(stt: PocketsphinxSTT) -> None:
     pcm, rate = await spoken(PHRASES[0])
-    audio = telephone(pcm, rate)
+    # What the pipeline streams: the turn, whose end is the VAD's 700 ms of silence.
+    audio = np.concatenate([telephone(pcm, rate), np.zeros(5600, np.int16)])
     stream = stt.open_stream(8000)
     partials = []
     for i in range(0, len(audio), 160):
@@ -59,6 +60,34 @@ async def test_dropped_stream_returns_its_decoder(stt: PocketsphinxSTT) -> None:
         await stream.feed(audio[:160])
     # The pooled decoder (its utterance ended) decodes the next call correctly.
     assert (await stt.transcribe(audio, 8000)).text == "goodbye"
+
+
+async def test_a_reused_decoder_hears_like_a_new_one() -> None:
+    """A pooled decoder forgets what it adapted to: one call's audio never changes another's.
+
+    Its cepstral mean follows what it hears; after a stream that heard 10 s of silence
+    before the phrase, the reused decoder heard the phrase alone as "... a human".
+    """
+    pcm, rate = await spoken(PHRASES[0])
+    audio = np.concatenate([telephone(pcm, rate), np.zeros(5600, np.int16)])
+
+    async def stream(stt: PocketsphinxSTT, pcm: np.ndarray) -> str:
+        s = stt.open_stream(8000)
+        for i in range(0, len(pcm), 160):
+            await s.feed(pcm[i : i + 160])
+        return (await s.finish()).text
+
+    fresh = PocketsphinxSTT(PocketsphinxSettings(grammar=DEMO_GRAMMAR, max_idle_decoders=0))
+    pooled = PocketsphinxSTT(PocketsphinxSettings(grammar=DEMO_GRAMMAR, max_idle_decoders=1))
+    decoder = pooled.acquire()
+    initial = decoder.get_cmn(False)
+    pooled.release(decoder)
+    waited = np.concatenate([np.zeros(80_000, np.int16), audio])
+    for pcm in (audio, waited, audio, waited):
+        assert await stream(pooled, pcm) == await stream(fresh, pcm)
+        decoder = pooled.acquire()
+        assert decoder.get_cmn(False) == initial
+        pooled.release(decoder)
 
 
 async def test_decoding_does_not_block_the_event_loop(stt: PocketsphinxSTT) -> None:
