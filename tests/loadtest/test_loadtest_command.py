@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from byova_media.loadtest.caller import run_callers
 from byova_media.audio.wav import pcm_wav
+from byova_media.loadtest.caller import run_callers
 from byova_media.loadtest.scenario import Scenario, parse_script, speech_pcm
 from byova_media.loadtest.sink import serve_sink
 
