@@ -16,10 +16,7 @@ from byova_control.jws import JwsError, VerifiedClaims
 from byova_media._proto import voicevirtualagent_pb2 as pb
 from byova_media.agent import Agent, AgentSpec, BargeIn, Reply, SessionStart, Utterance
 from byova_media.call import Call
-from byova_media.cluster.credential import METADATA_KEY, PeerCredential
-from byova_media.cluster.forwarding import FORWARD_METHOD
 from tests.cluster.cluster_helpers import (
-    SECRET,
     AlternatingCall,
     RedisProcess,
     cluster_settings,
@@ -112,36 +109,6 @@ async def test_a_barge_in_on_another_instance_stops_the_owners_prompt(
     stopped_at = welcome_started + (first.time_of("FINAL") or 0.0)
     record_property("barge_in_across_instances_ms", round((stopped_at - speech_at) * 1000, 1))
     assert forwarded(b) == 1
-
-
-async def test_a_forwarded_rpc_without_a_valid_peer_credential_is_refused(
-    redis: RedisProcess, byova_server: Any
-) -> None:
-    a = await byova_server(plugins=["echo"], **cluster_settings(redis))
-    request = pb.VoiceVARequest(
-        conversation_id="c-1",
-        virtual_agent_id="echo",
-        event_input=pb.EventInput(event_type=pb.EventInput.SESSION_START),
-    )
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{a.port}") as channel:
-        method = channel.stream_stream(
-            FORWARD_METHOD,
-            request_serializer=pb.VoiceVARequest.SerializeToString,
-            response_deserializer=pb.VoiceVAResponse.FromString,
-        )
-        forged = PeerCredential("some-other-secret-entirely").sign("c-1")
-        stolen = PeerCredential(SECRET).sign("another-conversation")
-        for metadata in ((), ((METADATA_KEY, forged),), ((METADATA_KEY, stolen),)):
-            call = method(iter([request]), metadata=metadata)
-            with pytest.raises(grpc.aio.AioRpcError) as info:
-                _ = [r async for r in call]
-            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
-        good = method(
-            iter([request]), metadata=((METADATA_KEY, PeerCredential(SECRET).sign("c-1")),)
-        )
-        responses = [r async for r in good]
-        assert responses[-1].response_type == FINAL
-    assert len(a.engine.registry) == 1  # only the signed RPC reached the engine
 
 
 async def test_lost_redis_keeps_owned_calls_and_refuses_new_ones(
