@@ -106,6 +106,11 @@ class _LinkServer(link.FrameProtocol):
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self._behind: set[int] = set()
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # Only now: a TLS handshake that fails never makes (nor loses) the connection.
+        self.server.connections.add(self)
+
     def frame_received(self, kind: int, number: int, payload: bytes) -> None:
         if kind == link.OPEN:
             self._open(number, payload)
@@ -176,13 +181,10 @@ class PeerServer:
     async def start(self, host: str, port: int) -> int:
         """Listen on ``host:port`` (0: any free port); return the bound port."""
 
-        def accept() -> _LinkServer:
-            conn = _LinkServer(self)
-            self.connections.add(conn)
-            return conn
-
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(accept, host or None, port, ssl=self.tls)
+        self._server = await loop.create_server(
+            lambda: _LinkServer(self), host or None, port, ssl=self.tls
+        )
         return int(self._server.sockets[0].getsockname()[1])
 
     async def run(self, stream: InboundStream) -> None:
