@@ -102,6 +102,9 @@ class ClusterNode:
         self._idle.set()
         self._ticker: asyncio.Task[None] | None = None
         self._release_tasks: set[asyncio.Task[None]] = set()
+        #: A renewal re-takes an owned lease that has lapsed, so one must never run with
+        #: a list of calls taken before a release that it would then undo.
+        self._leases = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"ClusterNode(instance={self.instance_id}, redis={self._redis_url})"
@@ -149,7 +152,7 @@ class ClusterNode:
         if self._ticker is not None:
             self._ticker.cancel()
             await asyncio.gather(self._ticker, return_exceptions=True)
-        await asyncio.gather(*self._release_tasks, return_exceptions=True)
+        await self.released()
         await self.peer_server.stop(0.0)  # closed already after a normal stop
         try:
             await self.directory.leave()
@@ -165,14 +168,15 @@ class ClusterNode:
             await self._beat()
 
     async def _beat(self) -> None:
-        owned = [c.id for c in self.registry.all() if not c.ended]
-        self.metrics.owned.set(len(owned))
         try:
-            info = InstanceInfo(
-                self.instance_id, self.address, self.app.draining, self.link_address
-            )
-            await self.directory.heartbeat(info, self.lease_ms)
-            lost = await self.directory.renew(owned, self._owner_ttl_ms)
+            async with self._leases:
+                owned = [c.id for c in self.registry.all() if not c.ended]
+                self.metrics.owned.set(len(owned))
+                info = InstanceInfo(
+                    self.instance_id, self.address, self.app.draining, self.link_address
+                )
+                await self.directory.heartbeat(info, self.lease_ms)
+                lost = await self.directory.renew(owned, self._owner_ttl_ms)
         except Exception as exc:
             self.metrics.lease_renew_failures.inc()
             if self.redis_ok:
@@ -493,9 +497,14 @@ class ClusterNode:
         self._release_tasks.add(task)
         task.add_done_callback(self._release_tasks.discard)
 
+    async def released(self) -> None:
+        """Return once the leases of every call that ended here so far are released."""
+        await asyncio.gather(*self._release_tasks, return_exceptions=True)
+
     async def _release(self, conversation_id: str, keep_snapshot: bool) -> None:
         try:
-            await self.directory.release(conversation_id, keep_snapshot=keep_snapshot)
+            async with self._leases:
+                await self.directory.release(conversation_id, keep_snapshot=keep_snapshot)
         except Exception as exc:
             log.warning(
                 "lease of %s not released (Redis %s); it expires on its own",
@@ -509,7 +518,7 @@ class ClusterNode:
         self.metrics.handoffs.inc()
         log.info("handing conversation on to a peer (snapshot %s)", "saved" if saved else "lost")
         await self.engine.end(conv, "moved")
-        await asyncio.gather(*self._release_tasks, return_exceptions=True)
+        await self.released()
 
     async def drain_started(self) -> None:
         """Tell peers at once that this instance is draining (they stop sending it calls)."""
