@@ -111,6 +111,29 @@ async def test_a_barge_in_on_another_instance_stops_the_owners_prompt(
     assert forwarded(b) == 1
 
 
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(10):
+        for _ in iter(int, 1):
+            if condition():
+                return
+            await asyncio.sleep(0.01)
+
+
+async def test_a_caller_that_goes_away_ends_the_forwarded_rpc_at_the_owner(
+    redis: RedisProcess, byova_server: Any, webex: Any, speech: Any
+) -> None:
+    a = await byova_server(plugins=["echo"], **cluster_settings(redis))
+    b = await byova_server(plugins=["echo"], **cluster_settings(redis))
+    call = AlternatingCall([await webex(a), await webex(b, realtime=True)])
+    assert_completed(await call.start())  # on A, which owns the call
+    turn = asyncio.create_task(call.say(speech(5000)))  # on B, forwarded to A as it comes
+    await until(lambda: a.engine.active_rpcs == 1 and forwarded(b) == 0)
+    turn.cancel()  # the caller hangs up mid-sentence: its RPC on B is cancelled
+    await asyncio.gather(turn, return_exceptions=True)
+    await until(lambda: a.engine.active_rpcs == 0 and b.engine.active_rpcs == 0)
+    assert len(a.engine.registry) == 1  # only the RPC ended, not the call
+
+
 async def test_lost_redis_keeps_owned_calls_and_refuses_new_ones(
     redis: RedisProcess, byova_server: Any, webex: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
