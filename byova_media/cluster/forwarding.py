@@ -196,7 +196,9 @@ class PeerLinks:
         self._metrics.forward_latency.observe(time.monotonic() - started)
         writer = asyncio.create_task(_pump(stream, rest))
         try:
-            code, details = await stream.status
+            # Shielded: cancelling this task (the caller went away) must not cancel the
+            # future itself, or the stream would look complete and never send CANCEL.
+            code, details = await asyncio.shield(stream.status)
         finally:
             stream.cancel()  # nothing when the owner completed it
             await _stop(writer)  # raises what broke the caller's stream, if anything did
