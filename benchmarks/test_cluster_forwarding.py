@@ -3,7 +3,8 @@
 Two real instances and a real redis-server; the same echo turns run once straight to the
 call's owner (the reference, as with Envoy affinity or a single process) and once through
 the other instance, which forwards them (a round-robin balancer). CPU is both servers'
-process time (psutil), so the forwarding instance's work is counted.
+process time (psutil), so the forwarding instance's work is counted; each server's own
+share is recorded too, to show where forwarding costs.
 
     pytest benchmarks/test_cluster_forwarding.py --benchmark-enable -s
 """
@@ -36,8 +37,9 @@ def _eoi_to_first_audio_ms(result: RpcResult) -> float:
     return (audio - eoi) * 1000
 
 
-def _cpu_s(*served: ServedProcess) -> float:
-    return sum(sum(psutil.Process(s.proc.pid).cpu_times()[:2]) for s in served)
+def _cpu_s(*served: ServedProcess) -> list[float]:
+    """Process time (user + system) of each server so far."""
+    return [sum(psutil.Process(s.proc.pid).cpu_times()[:2]) for s in served]
 
 
 async def _turns(call: AlternatingCall, count: int) -> tuple[int, list[float]]:
@@ -65,10 +67,12 @@ async def _measure(redis: RedisProcess, turns: int) -> dict[str, dict[str, float
             await _turns(call, WARM_UP)
             before = _cpu_s(owner, edge)
             frames, latencies = await _turns(call, turns)
-            cpu = _cpu_s(owner, edge) - before
+            owner_cpu, edge_cpu = (b - a for a, b in zip(before, _cpu_s(owner, edge), strict=True))
             quantiles = statistics.quantiles(latencies, n=100)
             figures[path] = {
-                "cpu_us_per_frame": cpu / frames * 1e6,
+                "cpu_us_per_frame": (owner_cpu + edge_cpu) / frames * 1e6,
+                "owner_cpu_us_per_frame": owner_cpu / frames * 1e6,
+                "edge_cpu_us_per_frame": edge_cpu / frames * 1e6,
                 "eoi_to_audio_p50_ms": quantiles[49],
                 "eoi_to_audio_p99_ms": quantiles[98],
             }

@@ -57,6 +57,12 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--tls-client-ca-file", type=Path, help="require client certificates (mTLS)")
     p.add_argument("--cluster-redis-url", help="Redis URL: run as one instance of a cluster")
     p.add_argument("--advertise-address", metavar="HOST:PORT", help="where peers reach this one")
+    p.add_argument(
+        "--cluster-peer-port",
+        type=int,
+        metavar="PORT",
+        help="port peers forward RPCs to (default: any free port, published in Redis)",
+    )
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument("--log-format", choices=["text", "json"])
     p.add_argument(
@@ -89,6 +95,7 @@ def _load_config(args: argparse.Namespace) -> Config:
         "tls_client_ca_file": args.tls_client_ca_file,
         "cluster_redis_url": args.cluster_redis_url,
         "advertise_address": args.advertise_address,
+        "cluster_peer_port": args.cluster_peer_port,
         "log_level": args.log_level,
         "log_format": args.log_format,
         "inspector": args.inspector,

@@ -120,6 +120,9 @@ class Config(BaseModel):
     #: HOST:PORT at which peers reach this instance's gRPC port (default: host and bound port).
     advertise_address: str | None = None
     cluster_lease_s: float = Field(10.0, ge=0.5, le=300)
+    #: Port of the peer link (forwarded RPCs), on ``host``; 0 picks a free one. Peers find
+    #: it in Redis, at the host of ``advertise_address``.
+    cluster_peer_port: int = Field(0, ge=0, le=65535)
     cluster_secret: SecretStr | None = None
     # --- call inspector and playground (off: nothing recorded, no routes) ---
     inspector: bool = False

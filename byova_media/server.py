@@ -160,8 +160,7 @@ class Server:
         servicer = VoiceVirtualAgentServicer(engine, self.cluster)
         pb_grpc.add_VoiceVirtualAgentServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
         if self.cluster is not None:
-            self.cluster.bind(engine, servicer.ProcessCallerInput)
-            server.add_generic_rpc_handlers((self.cluster.peer_handler(),))
+            self.cluster.bind(engine)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -273,8 +272,12 @@ class Server:
             await self._watchdog.stop()
         if self._grpc is not None:
             # In a cluster, an RPC that a balancer or peer sent in the instant before the
-            # port closes still finishes: cutting it would fail a call that could go on.
-            await self._grpc.stop(max(grace_s, 2.0) if self.cluster is not None else grace_s)
+            # ports close still finishes: cutting it would fail a call that could go on.
+            grace = max(grace_s, 2.0) if self.cluster is not None else grace_s
+            stopping = [self._grpc.stop(grace)]
+            if self.cluster is not None:
+                stopping.append(self.cluster.stop_serving(grace))
+            await asyncio.gather(*stopping)
         if self.ws is not None:
             await self.ws.stop()
         if self._engine is not None:

@@ -15,10 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-__all__ = ["METADATA_KEY", "TOKEN_TTL_S", "PeerAuthError", "PeerCredential"]
+__all__ = ["TOKEN_TTL_S", "PeerAuthError", "PeerCredential"]
 
-#: gRPC metadata key that carries the token on forwarded RPCs.
-METADATA_KEY = "x-byova-peer"
 #: Lifetime of a token: it is checked once, when the forwarded RPC opens.
 TOKEN_TTL_S = 30.0
 _VERSION = "v1"

@@ -2,7 +2,7 @@
 
 Keys (``prefix`` defaults to ``byova:``):
 
-- ``instance:<id>``: the instance's address and draining flag, expiring one lease after
+- ``instance:<id>``: the instance's addresses and draining flag, expiring one lease after
   its last heartbeat; a missing key means the instance is gone.
 - ``owner:<conversation>``: the owning instance id, with a TTL (two leases) that the
   owner renews while the call lives.
@@ -78,16 +78,24 @@ class InstanceInfo:
     """What an instance's heartbeat says about it."""
 
     instance_id: str
+    #: HOST:PORT of its gRPC port (for logs and operators).
     address: str
     draining: bool = False
+    #: HOST:PORT of its peer link, where other instances forward RPCs to it.
+    link: str = ""
 
     def to_json(self) -> str:
-        return json.dumps({"address": self.address, "draining": self.draining})
+        return json.dumps({"address": self.address, "draining": self.draining, "link": self.link})
 
     @classmethod
     def from_json(cls, instance_id: str, raw: str | bytes) -> InstanceInfo:
         data = json.loads(raw)
-        return cls(instance_id, str(data["address"]), bool(data.get("draining", False)))
+        return cls(
+            instance_id,
+            str(data["address"]),
+            bool(data.get("draining", False)),
+            str(data.get("link", "")),
+        )
 
 
 @dataclass(frozen=True)

@@ -15,25 +15,24 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import grpc
-
 from byova_media._proto import voicevirtualagent_pb2 as pb
-from byova_media.cluster.credential import METADATA_KEY, PeerAuthError, PeerCredential
+from byova_media.cluster.credential import PeerAuthError, PeerCredential
 from byova_media.cluster.directory import Claim, Directory, InstanceInfo
-from byova_media.cluster.forwarding import FORWARD_METHOD, OwnerUnreachable, PeerLinks
+from byova_media.cluster.forwarding import OwnerUnreachable, PeerLinks
+from byova_media.cluster.link import client_tls, server_tls
 from byova_media.cluster.metrics import ClusterMetrics
+from byova_media.cluster.peer_server import InboundStream, PeerServer
 from byova_media.cluster.snapshot import SnapshotError, apply_snapshot, take_snapshot
 from byova_media.engine import check_conversation_id, kind_of
-from byova_media.logs import conversation_id_var
+from byova_media.logs import conversation_id_var, tracking_id_var
 from byova_media.rpc import RpcAbort, RpcOutput
 
 if TYPE_CHECKING:
     from byova_media.app import App
-    from byova_media.config import Config
     from byova_media.conversation import Conversation, ConversationRegistry
     from byova_media.engine import Engine
 
@@ -48,8 +47,6 @@ _RETRY_S = 0.1
 #: NOT_SERVING within its health-check interval, and until then still sends RPCs here.
 DRAIN_QUIET_S = 1.5
 _MOVED = "this instance is draining and has handed the call on; retry it elsewhere"
-
-ServeRpc = Callable[[AsyncIterator[pb.VoiceVARequest], Any], AsyncIterator[pb.VoiceVAResponse]]
 
 
 @dataclass(frozen=True)
@@ -88,31 +85,35 @@ class ClusterNode:
         )
         self.directory = Directory(self._redis, self.instance_id)
         self.links = PeerLinks(
-            self.credential, self.metrics, config.max_message_bytes, _peer_tls(config)
+            self.credential, self.metrics, config.max_message_bytes, client_tls(config)
         )
+        self.peer_server = PeerServer(self.serve_peer, config.max_message_bytes, server_tls(config))
         self.address = ""
+        self.link_address = ""
         self.redis_ok = True
         self._redis_errors: tuple[type[Exception], ...] = (RedisError, OSError)
         self._redis_url = redact_url(config.cluster_redis_url)
         self._pending: dict[str, dict[str, Any]] = {}
         self._open: Counter[str] = Counter()
         self._engine: Engine | None = None
-        self._serve: ServeRpc | None = None
         self._forwarding = 0
         self._last_rpc_at = 0.0
         self._idle = asyncio.Event()
         self._idle.set()
         self._ticker: asyncio.Task[None] | None = None
         self._release_tasks: set[asyncio.Task[None]] = set()
+        #: A renewal re-takes an owned lease that has lapsed, so one must never run with
+        #: a list of calls taken before a release that it would then undo.
+        self._leases = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"ClusterNode(instance={self.instance_id}, redis={self._redis_url})"
 
     # --- lifecycle --------------------------------------------------------------------
 
-    def bind(self, engine: Engine, serve: ServeRpc) -> None:
-        """The engine this node routes to, and the gRPC entry for RPCs peers forward."""
-        self._engine, self._serve = engine, serve
+    def bind(self, engine: Engine) -> None:
+        """The engine this node routes RPCs to (its own and those peers forward)."""
+        self._engine = engine
 
     @property
     def engine(self) -> Engine:
@@ -123,34 +124,36 @@ class ClusterNode:
     def registry(self) -> ConversationRegistry:
         return self.engine.registry
 
-    def peer_handler(self) -> grpc.GenericRpcHandler:
-        """The internal ``Forward`` method, to add to the gRPC server before it starts."""
-        service, method = FORWARD_METHOD.strip("/").split("/")
-        handler = grpc.stream_stream_rpc_method_handler(
-            self._peer_rpc,
-            request_deserializer=pb.VoiceVARequest.FromString,
-            response_serializer=pb.VoiceVAResponse.SerializeToString,
-        )
-        return grpc.method_handlers_generic_handler(service, {method: handler})
-
     async def start(self, address: str) -> None:
-        """Join the cluster as ``address`` (HOST:PORT peers can reach)."""
+        """Open the peer link port and join the cluster as ``address`` (the gRPC HOST:PORT).
+
+        Peers reach the link at the host of ``address`` and the link's bound port.
+        """
+        config = self.app.config
+        port = await self.peer_server.start(config.host, config.cluster_peer_port)
         self.address = address
+        self.link_address = f"{address.rpartition(':')[0]}:{port}"
         await self._beat()
         self._ticker = asyncio.create_task(self._tick())
         log.info(
-            "cluster instance %s at %s joined (Redis %s, lease %.1f s)",
+            "cluster instance %s at %s (peer link %s) joined (Redis %s, lease %.1f s)",
             self.instance_id,
             address,
+            self.link_address,
             self._redis_url,
             self.lease_ms / 1000,
         )
+
+    async def stop_serving(self, grace_s: float) -> None:
+        """Refuse new forwarded RPCs; let open ones complete for up to ``grace_s``."""
+        await self.peer_server.stop(grace_s)
 
     async def stop(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
             await asyncio.gather(self._ticker, return_exceptions=True)
-        await asyncio.gather(*self._release_tasks, return_exceptions=True)
+        await self.released()
+        await self.peer_server.stop(0.0)  # closed already after a normal stop
         try:
             await self.directory.leave()
         except Exception as exc:
@@ -165,12 +168,15 @@ class ClusterNode:
             await self._beat()
 
     async def _beat(self) -> None:
-        owned = [c.id for c in self.registry.all() if not c.ended]
-        self.metrics.owned.set(len(owned))
         try:
-            info = InstanceInfo(self.instance_id, self.address, self.app.draining)
-            await self.directory.heartbeat(info, self.lease_ms)
-            lost = await self.directory.renew(owned, self._owner_ttl_ms)
+            async with self._leases:
+                owned = [c.id for c in self.registry.all() if not c.ended]
+                self.metrics.owned.set(len(owned))
+                info = InstanceInfo(
+                    self.instance_id, self.address, self.app.draining, self.link_address
+                )
+                await self.directory.heartbeat(info, self.lease_ms)
+                lost = await self.directory.renew(owned, self._owner_ttl_ms)
         except Exception as exc:
             self.metrics.lease_renew_failures.inc()
             if self.redis_ok:
@@ -205,16 +211,26 @@ class ClusterNode:
         first = await self.engine.first_message(requests)
         if first is None:
             return await self.engine.run_rpc(requests, out, tracking_id)  # completes quietly
+        return await self._run_routed(first, requests, out, tracking_id)
+
+    async def _run_routed(
+        self,
+        first: pb.VoiceVARequest,
+        rest: AsyncIterator[pb.VoiceVARequest],
+        out: RpcOutput,
+        tracking_id: str,
+    ) -> str:
+        """The RPC whose ``first`` message was read: here, or at its owner."""
         # Validated once, here at the edge, before anything is claimed or forwarded.
         check_conversation_id(first.conversation_id)
         conversation_id_var.set(first.conversation_id)
         route = await self.route(first, kind_of(first) == "session_end")
         if route is None:
-            return await self._run_here([first], requests, out, tracking_id)
+            return await self._run_here([first], rest, out, tracking_id)
         self._forwarding += 1
         self._idle.clear()
         try:
-            await self.forward(route, first, requests, out, tracking_id)
+            await self.forward(route, first, rest, out, tracking_id)
         finally:
             self._forwarding -= 1
             if not self._forwarding:
@@ -373,11 +389,11 @@ class ClusterNode:
         deadline = time.monotonic() + self.lease_ms / 1000 + 1.0
         while True:
             log.info(
-                "forwarding to owner %s at %s", owner.instance_id, owner.address,
+                "forwarding to owner %s at %s", owner.instance_id, owner.link,
                 extra={"owner_instance": owner.instance_id},
             )  # fmt: skip
             try:
-                await self.links.forward(owner.address, first, rest, out, tracking_id, replay)
+                await self.links.forward(owner.link, first, rest, out, tracking_id, replay)
                 return
             except OwnerUnreachable as exc:
                 replay = exc.replay
@@ -401,42 +417,40 @@ class ClusterNode:
 
     # --- the owner's side of forwarding ------------------------------------------------
 
-    async def _peer_rpc(
-        self,
-        requests: AsyncIterator[pb.VoiceVARequest],
-        context: grpc.aio.ServicerContext[Any, Any],
-    ) -> AsyncIterator[pb.VoiceVAResponse]:
-        """A peer forwards an RPC: check its credential, then serve it like any other."""
-        assert self._serve is not None
-        metadata = dict(context.invocation_metadata() or ())
+    async def serve_peer(self, stream: InboundStream) -> None:
+        """A peer forwards an RPC: check its credential, then serve it as if it came here."""
+        self._last_rpc_at = time.monotonic()
+        tracking_id_var.set(stream.tracking_id or "-")
         try:
-            first = await self.engine.first_message(requests)
+            first = await self.engine.first_message(stream)
+            if first is None:
+                stream.finish("OK")
+                return
+            self.credential.verify(stream.token, first.conversation_id)
         except RpcAbort as exc:
-            await context.abort(getattr(grpc.StatusCode, exc.code), exc.message)
+            stream.finish(exc.code, exc.message)
             return
-        if first is None:
-            return
-        token = metadata.get(METADATA_KEY)
-        try:
-            self.credential.verify(token if isinstance(token, str) else None, first.conversation_id)
         except PeerAuthError as exc:
             self.metrics.peer_rejections.labels(reason=exc.reason).inc()
             log.warning("refused a forwarded RPC: peer credential %s", exc.reason)
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid peer credential")
+            stream.finish("UNAUTHENTICATED", "invalid peer credential")
             return
         self.metrics.peer_rpcs.inc()
-
-        async def chained() -> AsyncIterator[pb.VoiceVARequest]:
-            yield first
-            async for request in requests:
-                yield request
-
-        reset = _forwarded.set(True)
+        _forwarded.set(True)  # in this task and the step's: never forwarded again
+        out = RpcOutput(self.app.metrics)
+        step = asyncio.create_task(self._run_routed(first, stream, out, stream.tracking_id))
+        step.add_done_callback(lambda _t: out.close())
+        kind, status = "unknown", "CANCELLED"
         try:
-            async for response in self._serve(chained(), context):
-                yield response
+            while (response := await out.queue.get()) is not None:
+                await stream.respond(response)
+            status, details = _outcome(step)
+            kind = step.result() if status == "OK" else kind
+            stream.finish(status, details)
         finally:
-            _forwarded.reset(reset)
+            if not step.done():
+                step.cancel()  # the forwarding instance cancelled it, or its link is gone
+            self.app.metrics.rpcs.labels(kind=kind, status=status).inc()
 
     # --- conversation life --------------------------------------------------------------
 
@@ -483,9 +497,14 @@ class ClusterNode:
         self._release_tasks.add(task)
         task.add_done_callback(self._release_tasks.discard)
 
+    async def released(self) -> None:
+        """Return once the leases of every call that ended here so far are released."""
+        await asyncio.gather(*self._release_tasks, return_exceptions=True)
+
     async def _release(self, conversation_id: str, keep_snapshot: bool) -> None:
         try:
-            await self.directory.release(conversation_id, keep_snapshot=keep_snapshot)
+            async with self._leases:
+                await self.directory.release(conversation_id, keep_snapshot=keep_snapshot)
         except Exception as exc:
             log.warning(
                 "lease of %s not released (Redis %s); it expires on its own",
@@ -499,7 +518,7 @@ class ClusterNode:
         self.metrics.handoffs.inc()
         log.info("handing conversation on to a peer (snapshot %s)", "saved" if saved else "lost")
         await self.engine.end(conv, "moved")
-        await asyncio.gather(*self._release_tasks, return_exceptions=True)
+        await self.released()
 
     async def drain_started(self) -> None:
         """Tell peers at once that this instance is draining (they stop sending it calls)."""
@@ -512,15 +531,14 @@ class ClusterNode:
                 await self._hand_off(conv)
 
 
-def _peer_tls(config: Config) -> grpc.ChannelCredentials | None:
-    """TLS to peers when this instance serves TLS: its own certificate is the client
-    certificate (peers that require mTLS check it), the client CA (else the system
-    roots) verifies theirs."""
-    if config.tls_cert_file is None or config.tls_key_file is None:
-        return None
-    ca = config.tls_client_ca_file
-    return grpc.ssl_channel_credentials(
-        root_certificates=ca.read_bytes() if ca is not None else None,
-        private_key=config.tls_key_file.read_bytes(),
-        certificate_chain=config.tls_cert_file.read_bytes(),
-    )
+def _outcome(step: asyncio.Task[str]) -> tuple[str, str]:
+    """The gRPC status (name and details) of a finished RPC step, as the servicer gives it."""
+    if step.cancelled():
+        return "CANCELLED", "the RPC was cancelled"
+    exc = step.exception()
+    if exc is None:
+        return "OK", ""
+    if isinstance(exc, RpcAbort):
+        return exc.code, exc.message
+    log.error("forwarded RPC failed", exc_info=exc)
+    return "INTERNAL", "internal error; see server logs"

@@ -56,3 +56,29 @@ async def test_draining_keeps_a_call_with_an_open_rpc_until_it_completes(
     assert ok(turn.result()).events[:2] == ["START_OF_INPUT", "END_OF_INPUT"]
     call.sims = [await webex(b)]
     assert ok(await call.dtmf("#")).prompt_texts == ["Digits so far: 5"]
+
+
+async def test_a_renewal_in_flight_does_not_undo_a_release(
+    redis: RedisProcess, byova_server: Any, webex: Any
+) -> None:
+    a = await byova_server(plugins=["echo"], **cluster_settings(redis))
+    assert a.cluster is not None
+    directory = a.cluster.directory
+    call = AlternatingCall([await webex(a)])
+    ok(await call.start())
+    heartbeat, resume = directory.heartbeat, asyncio.Event()
+
+    async def slow_heartbeat(*args: Any) -> None:
+        await resume.wait()
+        await heartbeat(*args)
+
+    directory.heartbeat = slow_heartbeat  # type: ignore[method-assign]
+    beat = asyncio.create_task(a.cluster.drain_started())  # a renewal that lists the call
+    await asyncio.sleep(0.05)
+    hang_up = asyncio.create_task(call.hang_up())  # releases the call's lease meanwhile
+    await asyncio.sleep(0.05)
+    resume.set()
+    await beat
+    ok(await hang_up)
+    await a.cluster.released()
+    assert await directory.redis.get(f"byova:owner:{call.conversation_id}") is None
