@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
+
 import numpy as np
 
 from byova_media.audio.codecs import pcm_to_ulaw, ulaw_to_pcm
@@ -16,13 +19,38 @@ public <utt> = [i want to | can i] (talk | speak) to (an agent | a representativ
 """
 
 
-async def spoken(text: str) -> tuple[np.ndarray, int]:
-    """``text`` spoken by eSpeak NG: (PCM16, sample rate)."""
-    from byova_espeak import EspeakTTS
+#: Renders argv[1] with a fresh eSpeak: the sample rate (4 bytes), then PCM16.
+_RENDER = """
+import asyncio, sys
+from byova_espeak import EspeakTTS
 
+async def main():
     tts = EspeakTTS()
-    audio = b"".join([block async for block in tts.synthesize(text)])
-    return np.frombuffer(audio, dtype=np.int16), tts.audio_format.sample_rate
+    audio = b"".join([block async for block in tts.synthesize(sys.argv[1])])
+    sys.stdout.buffer.write(tts.audio_format.sample_rate.to_bytes(4, "little") + audio)
+
+asyncio.run(main())
+"""
+_rendered: dict[str, tuple[np.ndarray, int]] = {}
+
+
+async def spoken(text: str) -> tuple[np.ndarray, int]:
+    """``text`` spoken by eSpeak NG: (PCM16, sample rate), the same audio in every run.
+
+    eSpeak's output drifts from one synthesis to the next within a process (its wave
+    generator keeps state), so in-process the same text sounds slightly different
+    depending on what was spoken before it, and a recogniser test would depend on the
+    order of the tests. A fresh process renders each text once per session.
+    """
+    if text not in _rendered:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _RENDER, text, stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await proc.communicate()
+        assert proc.returncode == 0 and len(out) > 4, f"eSpeak could not render {text!r}"
+        rate = int.from_bytes(out[:4], "little")
+        _rendered[text] = (np.frombuffer(out[4:], dtype=np.int16), rate)
+    return _rendered[text]
 
 
 def telephone(pcm: np.ndarray, sample_rate: int) -> np.ndarray:
