@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import ssl
 from pathlib import Path
 from typing import Any
@@ -10,69 +9,28 @@ from typing import Any
 import grpc
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from byova_media.testing.simulator import WebexSimulator
 from byova_media.testing.ws_simulator import WsWebexSimulator
-
-
-def _cert(
-    name: str,
-    issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None,
-    *,
-    ca: bool = False,
-    server: bool = False,
-) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer[0].subject if issuer else subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if server:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
-        ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-    elif not ca:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
-        )
-    signer = issuer[1] if issuer else key
-    return builder.sign(signer, hashes.SHA256()), key
-
-
-def _pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+from tests.certificates import issue, key_pem, pem
 
 
 @pytest.fixture
 def pki(tmp_path: Path) -> dict[str, Any]:
-    ca = _cert("test CA", None, ca=True)
-    server = _cert("localhost", ca, server=True)
-    client = _cert("webex-ccai", ca)
-    files = {"ca": _pem(ca[0]), "cert": _pem(server[0]), "key": _key_pem(server[1])}
+    ca = issue("test CA")
+    server = issue(
+        "localhost", ca, usages=[ExtendedKeyUsageOID.SERVER_AUTH], names=[x509.DNSName("localhost")]
+    )
+    client = issue("webex-ccai", ca, usages=[ExtendedKeyUsageOID.CLIENT_AUTH])
+    files = {"ca": pem(ca[0]), "cert": pem(server[0]), "key": key_pem(server[1])}
     for name, data in files.items():
         (tmp_path / f"{name}.pem").write_bytes(data)
     return {
         "dir": tmp_path,
-        "ca": _pem(ca[0]),
-        "client_cert": _pem(client[0]),
-        "client_key": _key_pem(client[1]),
+        "ca": pem(ca[0]),
+        "client_cert": pem(client[0]),
+        "client_key": key_pem(client[1]),
     }
 
 

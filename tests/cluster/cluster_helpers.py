@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +99,12 @@ def forwarded(server: Server) -> float:
         value("byova_cluster_forwarded_rpcs_total", {"status": s}) or 0.0
         for s in ("OK", "retried", "INTERNAL", "UNAUTHENTICATED")
     )
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Wait (polling every 10 ms) until ``condition()`` holds; time out after ``timeout_s``."""
+    async with asyncio.timeout(timeout_s):
+        for _ in iter(int, 1):  # polling a state no event announces
+            if condition():
+                return
+            await asyncio.sleep(0.01)

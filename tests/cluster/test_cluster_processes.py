@@ -18,21 +18,13 @@ import numpy as np
 import pytest
 
 from byova_media.testing.simulator import RpcResult, SimulatedCall, WebexSimulator
-from tests.cluster.cluster_helpers import AlternatingCall, RedisProcess
+from tests.cluster.cluster_helpers import AlternatingCall, RedisProcess, until
 from tests.cluster.cluster_processes import envoy_proxy, instance, metric
 
 pytestmark = pytest.mark.e2e
 
 #: Echo prompts go out in 0.2 s chunks, 0.2 s ahead of the caller: a barge-in has a prompt to cut.
 ECHO_PACING = {"BYOVA_MEDIA_CHUNK_LEAD_MS": "200", "BYOVA_MEDIA_CHUNK_BYTES": "1600"}
-
-
-async def until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        for _ in iter(int, 1):
-            if condition():
-                return
-            await asyncio.sleep(0.01)
 
 
 def ok(result: RpcResult) -> RpcResult:
@@ -79,7 +71,8 @@ async def _barge_in(call: SimulatedCall, speech: Callable[..., np.ndarray]) -> N
                 len(call.history) > before
                 and any("audio" in what for _, what in call.history[before].timeline)
             )
-        )
+        ),
+        timeout_s=30.0,  # a loaded box: 50 calls against two real processes
     )  # the echo of the long turn is playing
     interruption = ok(await call.say(speech(400, seed=8)))
     assert interruption.events[:2] == ["START_OF_INPUT", "END_OF_INPUT"]

@@ -21,6 +21,7 @@ from tests.cluster.cluster_helpers import (
     RedisProcess,
     cluster_settings,
     forwarded,
+    until,
 )
 
 FINAL = pb.VoiceVAResponse.FINAL
@@ -109,14 +110,6 @@ async def test_a_barge_in_on_another_instance_stops_the_owners_prompt(
     stopped_at = welcome_started + (first.time_of("FINAL") or 0.0)
     record_property("barge_in_across_instances_ms", round((stopped_at - speech_at) * 1000, 1))
     assert forwarded(b) == 1
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(10):
-        for _ in iter(int, 1):
-            if condition():
-                return
-            await asyncio.sleep(0.01)
 
 
 async def test_a_caller_that_goes_away_ends_the_forwarded_rpc_at_the_owner(

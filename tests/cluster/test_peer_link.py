@@ -22,7 +22,13 @@ from byova_media.cluster.peer_server import InboundStream
 from byova_media.metrics import Metrics
 from byova_media.rpc import RpcAbort, RpcOutput
 from byova_media.server import Server
-from tests.cluster.cluster_helpers import SECRET, RedisProcess, cluster_settings, free_port
+from tests.cluster.cluster_helpers import (
+    SECRET,
+    RedisProcess,
+    cluster_settings,
+    free_port,
+    until,
+)
 
 HEADER = struct.Struct(">IBI")
 PREAMBLE = b"BYOVAPL1"
@@ -133,14 +139,6 @@ async def test_a_connection_that_is_not_a_peer_link_is_cut(
     oversized.writer.write(HEADER.pack(a.config.max_message_bytes + 6, REQUEST, 1))
     assert await oversized.closed_by_peer()
     oversized.close()
-
-
-async def until(condition: Callable[[], bool]) -> None:
-    async with asyncio.timeout(10):
-        for _ in iter(int, 1):
-            if condition():
-                return
-            await asyncio.sleep(0.01)
 
 
 @pytest.mark.parametrize("how", ["cancel", "disconnect"])

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import ipaddress
 import ssl
 from pathlib import Path
@@ -17,53 +16,23 @@ from typing import Any
 import grpc
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from byova_media.server import Server
+from tests.certificates import issue, key_pem, pem
 from tests.cluster.cluster_helpers import AlternatingCall, RedisProcess, cluster_settings, forwarded
-
-
-def _issue(
-    name: str, issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None
-) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    """A CA (no ``issuer``) or an instance certificate for localhost and 127.0.0.1."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer[0].subject if issuer else subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
-    )
-    if issuer is not None:
-        names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-        usages = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName(names), critical=False
-        ).add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-    return builder.sign(issuer[1] if issuer else key, hashes.SHA256()), key
 
 
 @pytest.fixture
 def pki(tmp_path: Path) -> Path:
-    ca = _issue("cluster test CA", None)
-    instance = _issue("byova-media instance", ca)
-    files = {
-        "ca.pem": ca[0].public_bytes(serialization.Encoding.PEM),
-        "cert.pem": instance[0].public_bytes(serialization.Encoding.PEM),
-        "key.pem": instance[1].private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-    }
+    ca = issue("cluster test CA")
+    instance = issue(
+        "byova-media instance",
+        ca,
+        usages=[ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+        names=[x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
+    )
+    files = {"ca.pem": pem(ca[0]), "cert.pem": pem(instance[0]), "key.pem": key_pem(instance[1])}
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
     return tmp_path
