@@ -4,8 +4,9 @@ An instance forwards an RPC to the call's owner over a link it keeps open to tha
 The link is a plain length-prefixed frame protocol on asyncio rather than a gRPC stream
 because gRPC's asyncio API costs a completion round trip per message on each side, which
 for 20 ms audio frames was as much CPU as the owner's whole per-frame work (see
-``benchmarks/README.md``); a frame here is one ``transport.write`` on the edge and a slice
-of one socket read on the owner. Frames are never held back: each is written as it comes.
+``benchmarks/README.md``); here the frames sent in one turn of the event loop (often
+several calls' audio) share one ``transport.write`` and arrive as slices of one socket
+read. No frame waits longer than the turn it was sent in.
 
 After the client's :data:`PREAMBLE`, both directions carry frames::
 
@@ -59,12 +60,16 @@ class FrameProtocol(asyncio.Protocol):
         self._max_frame = max_payload + _KIND_AND_STREAM
         self._buffer = bytearray()
         self._awaiting_preamble = expect_preamble
+        #: Frames sent in this turn of the event loop, written together at its end.
+        self._outgoing: list[bytes] = []
 
     # --- asyncio.Protocol ---
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but are one in behaviour.
         self.transport = cast(asyncio.Transport, transport)
+        # Kept: asyncio.get_running_loop() per frame costs a getpid() system call.
+        self._loop = asyncio.get_running_loop()
 
     def data_received(self, data: bytes) -> None:
         buffer = self._buffer
@@ -114,10 +119,22 @@ class FrameProtocol(asyncio.Protocol):
         return self.transport is not None and not self.transport.is_closing()
 
     def send(self, kind: int, stream: int, payload: bytes = b"") -> None:
-        """Write one frame now (dropped once the connection is closing)."""
+        """Send one frame (dropped once the connection is closing).
+
+        It is written at the end of this turn of the event loop, together with every
+        other frame sent on the link in the same turn: one system call (and one wake-up
+        of the peer) for all of them. Nothing waits longer than the turn.
+        """
         if self.transport is not None and not self.transport.is_closing():
-            header = _HEADER.pack(len(payload) + _KIND_AND_STREAM, kind, stream)
-            self.transport.write(header + payload)
+            if not self._outgoing:
+                self._loop.call_soon(self._flush)
+            self._outgoing.append(_HEADER.pack(len(payload) + _KIND_AND_STREAM, kind, stream))
+            self._outgoing.append(payload)
+
+    def _flush(self) -> None:
+        frames, self._outgoing = self._outgoing, []
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(frames))
 
     def abort(self, reason: str) -> None:
         log.warning("peer link closed: %s", reason)

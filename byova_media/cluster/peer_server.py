@@ -46,6 +46,7 @@ class InboundStream:
         self._ended = False
         self._paused = False
         self._waiter: asyncio.Future[None] | None = None
+        self._loop = asyncio.get_running_loop()  # not per frame: it costs a getpid() call
 
     def __aiter__(self) -> InboundStream:
         return self
@@ -55,7 +56,7 @@ class InboundStream:
         while not items:
             if self._ended:
                 raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
+            self._waiter = self._loop.create_future()
             try:
                 await self._waiter
             finally:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from byova_media._proto import voicevirtualagent_pb2 as pb
+from byova_media.cluster import link as peer_link
 from byova_media.cluster.credential import PeerCredential
 from byova_media.cluster.forwarding import OwnerUnreachable, PeerLinks
 from byova_media.cluster.metrics import ClusterMetrics
@@ -271,3 +272,44 @@ async def test_a_stream_that_falls_behind_pauses_its_link_until_it_caught_up() -
     stream.end()
     assert [r async for r in stream] == [request] * 100
     assert conn.events == ["behind", "caught up"]
+
+
+class RecordingTransport:
+    """Stands in for a socket transport: keeps each write, closes on demand."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+
+class Sender(peer_link.FrameProtocol):
+    def frame_received(self, kind: int, stream: int, payload: bytes) -> None:
+        raise AssertionError("this side only sends")
+
+    def closed(self, exc: Exception | None) -> None:
+        pass
+
+
+async def test_frames_sent_in_one_loop_turn_go_out_in_order_in_one_write() -> None:
+    sender, transport = Sender(1 << 20, expect_preamble=False), RecordingTransport()
+    sender.connection_made(transport)  # type: ignore[arg-type]
+    sender.send(REQUEST, 1, b"first")
+    sender.send(REQUEST, 2, b"second")
+    sender.send(HALF_CLOSE, 1)
+    assert transport.writes == []  # held only until this turn of the loop ends
+    await asyncio.sleep(0)
+    together = frame(REQUEST, 1, b"first") + frame(REQUEST, 2, b"second") + frame(HALF_CLOSE, 1)
+    assert transport.writes == [together]
+    sender.send(REQUEST, 1, b"next turn")
+    await asyncio.sleep(0)
+    assert transport.writes[1:] == [frame(REQUEST, 1, b"next turn")]
+    sender.send(REQUEST, 1, b"too late")
+    transport.closing = True  # the link closes before the turn ends: nothing is written
+    await asyncio.sleep(0)
+    assert len(transport.writes) == 2
