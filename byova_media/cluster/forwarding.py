@@ -216,6 +216,7 @@ class PeerLinks:
             if _usable(task):
                 conn = task.result()
                 assert conn.transport is not None
+                conn.flush()
                 conn.transport.close()
             else:
                 task.cancel()

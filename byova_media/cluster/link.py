@@ -127,13 +127,14 @@ class FrameProtocol(asyncio.Protocol):
         """
         if self.transport is not None and not self.transport.is_closing():
             if not self._outgoing:
-                self._loop.call_soon(self._flush)
+                self._loop.call_soon(self.flush)
             self._outgoing.append(_HEADER.pack(len(payload) + _KIND_AND_STREAM, kind, stream))
             self._outgoing.append(payload)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Write the frames sent so far in this turn now (before closing the link)."""
         frames, self._outgoing = self._outgoing, []
-        if self.transport is not None and not self.transport.is_closing():
+        if frames and self.transport is not None and not self.transport.is_closing():
             self.transport.write(b"".join(frames))
 
     def abort(self, reason: str) -> None:

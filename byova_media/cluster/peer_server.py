@@ -208,6 +208,7 @@ class PeerServer:
             await asyncio.wait(tasks, timeout=grace_s)
         for conn in list(self.connections):
             if conn.transport is not None:
+                conn.flush()  # the STATUS frames of RPCs that completed in this turn
                 conn.transport.abort()
         with contextlib.suppress(Exception):
             if self._server is not None:

@@ -309,7 +309,11 @@ async def test_frames_sent_in_one_loop_turn_go_out_in_order_in_one_write() -> No
     sender.send(REQUEST, 1, b"next turn")
     await asyncio.sleep(0)
     assert transport.writes[1:] == [frame(REQUEST, 1, b"next turn")]
+    sender.send(HALF_CLOSE, 1)
+    sender.flush()  # as before closing the link: written at once, and only once
+    await asyncio.sleep(0)
+    assert transport.writes[2:] == [frame(HALF_CLOSE, 1)]
     sender.send(REQUEST, 1, b"too late")
     transport.closing = True  # the link closes before the turn ends: nothing is written
     await asyncio.sleep(0)
-    assert len(transport.writes) == 2
+    assert len(transport.writes) == 3
