@@ -114,12 +114,12 @@ async def test_lease_has_one_holder_until_released_or_expired(store: TokenStore)
 async def test_tokens_survive_a_restart(store_url: str) -> None:
     first = open_store(store_url, key=KEY)
     await first.put_org_tokens("org-a", TOKENS)
-    await first.put_datasource("org-a", {"id": "ds1", "expires_at": 1.0})
+    await first.put_datasource("org-a", "grpc", {"id": "ds1", "expires_at": 1.0})
     await first.close()
     second = open_store(store_url, key=KEY)
     try:
         assert await second.get_org_tokens("org-a") == TOKENS
-        assert await second.get_datasource("org-a") == {"id": "ds1", "expires_at": 1.0}
+        assert await second.get_datasource("org-a", "grpc") == {"id": "ds1", "expires_at": 1.0}
     finally:
         await second.close()
 
