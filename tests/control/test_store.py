@@ -124,6 +124,27 @@ async def test_tokens_survive_a_restart(store_url: str) -> None:
         await second.close()
 
 
+async def test_datasources_are_tracked_per_org_and_transport(store: TokenStore) -> None:
+    await store.put_datasource("org-a", "grpc", {"id": "g-a"})
+    await store.put_datasource("org-a", "ws", {"id": "w-a"})
+    await store.put_datasource("org-b", "ws", {"id": "w-b"})
+    assert await store.get_datasource("org-a", "grpc") == {"id": "g-a"}
+    assert await store.get_datasource("org-a", "ws") == {"id": "w-a"}
+    assert await store.get_datasource("org-b", "grpc") is None
+    assert await store.list_datasources() == [
+        ("org-a", "grpc"),
+        ("org-a", "ws"),
+        ("org-b", "ws"),
+    ]
+    # The gRPC record is where the version tracking only gRPC kept it (and reads it).
+    assert await store.backend.keys("datasource") == ["org-a"]
+    assert await store.delete_datasources("org-a")
+    assert not await store.delete_datasources("org-a")
+    assert await store.list_datasources() == [("org-b", "ws")]
+    with pytest.raises(ValueError, match="unknown transport"):
+        await store.get_datasource("org-b", "sip")  # type: ignore[arg-type]
+
+
 async def test_sqlite_file_is_private_and_in_wal_mode(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "tokens.db"
     store = open_store(f"sqlite:///{path}")
