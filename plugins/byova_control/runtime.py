@@ -217,8 +217,7 @@ class ControlPlane:
         if event.event == "authorized":
             await self.need_tokens().fetch(event.org_id)
             if self.settings.datasource_on_authorize:
-                for transport in self.specs:
-                    await self.ensure_datasource(event.org_id, transport)
+                await self._ensure_every_transport(event.org_id)
             return
         if self.renewer is not None:
             await self.renewer.untrack(event.org_id)
@@ -226,6 +225,20 @@ class ControlPlane:
             await self.store.delete_datasources(event.org_id)
         await self.store.delete_org_tokens(event.org_id)
         log.info("org %s deauthorized the Service App; its tokens are deleted", event.org_id)
+
+    async def _ensure_every_transport(self, org_id: str) -> None:
+        """Ensure the org's data source of each configured transport; one failing does not
+        stop the others, and the first failure is raised so that Webex's retry of the
+        delivery tries again (ensuring is idempotent)."""
+        failures: list[Exception] = []
+        for transport in self.specs:
+            try:
+                await self.ensure_datasource(org_id, transport)
+            except Exception as exc:
+                log.warning("ensuring the %s data source of org %s failed", transport, org_id)
+                failures.append(exc)
+        if failures:
+            raise failures[0]
 
     async def org_allowed(self, org_id: str) -> bool:
         """JWS org allow-list: only orgs whose tokens we hold."""

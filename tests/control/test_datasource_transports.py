@@ -20,6 +20,7 @@ from control_helpers import ORG, plane_for, redis_server, seed_integration
 from fake_webex import FakeWebex, Fault
 
 from byova_control.datasources import BYOVA_SCHEMA_ID, DataSourceRenewer
+from byova_control.rest import WebexApiError
 from byova_control.runtime import ControlPlane
 from byova_control.webhooks import ServiceAppEvent
 from byova_media.ws.auth import WS_SCHEMA_ID
@@ -149,6 +150,21 @@ async def test_authorization_tracks_both_and_deauthorization_untracks_both(
     before = len(fake.requests)
     assert await renewer_at(plane, [START]).run_once() == []
     assert not [r for r in fake.requests[before:] if r[0] == "PUT"]
+
+
+async def test_authorization_ensures_ws_when_grpc_fails_and_the_retry_completes(
+    fake: FakeWebex, plane: ControlPlane
+) -> None:
+    fake.faults.append(Fault("POST", "/v1/dataSources", 503, 1))  # the gRPC one, first
+    with pytest.raises(WebexApiError, match="503"):
+        await plane.on_event(ServiceAppEvent("authorized", ORG, {}))
+    assert await plane.store.list_datasources() == [(ORG, "ws")]
+    # Webex retries the delivery: gRPC is created, WebSocket found again (not duplicated).
+    await plane.on_event(ServiceAppEvent("authorized", ORG, {}))
+    assert await plane.store.list_datasources() == [(ORG, "grpc"), (ORG, "ws")]
+    assert sorted(r["schemaId"] for r in fake.datasources.values()) == sorted(
+        [BYOVA_SCHEMA_ID, WS_SCHEMA_ID]
+    )
 
 
 async def test_ensure_ws_tracks_it_and_a_renewer_without_the_ws_url_renews_it(
