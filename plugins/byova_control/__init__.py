@@ -2,8 +2,9 @@
 
 It mints and stores Service App tokens per customer org, registers serviceApp webhooks and
 serves their receiver on the HTTP port (``/webhooks/webex``), ensures and renews the org's
-BYODS DataSource, and installs a gRPC interceptor that verifies the data source's JWS when
-``BYOVA_MEDIA_CONTROL_DATASOURCE_URL`` is set. ``byova-media control ...`` drives it by hand.
+BYODS data sources (gRPC and WebSocket, one of each at most), and installs a gRPC interceptor
+that verifies the data source's JWS when ``BYOVA_MEDIA_CONTROL_DATASOURCE_URL`` is set.
+``byova-media control ...`` drives it by hand.
 Per-server objects live in ``app.state["control"]`` (a :class:`ControlPlane`, or None when
 nothing is configured).
 """

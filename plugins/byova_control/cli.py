@@ -18,13 +18,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from byova_control.datasources import AmbiguousDataSourceError, DataSourceSpec
+from byova_control.datasources import AmbiguousDataSourceError
 from byova_control.oauth import OAuthError, wait_for_redirect
 from byova_control.rest import WebexApiError
 from byova_control.runtime import ControlPlane
 from byova_control.service_app import OrgNotAuthorizedError, decode_org_id
 from byova_control.settings import ControlSettings, ControlSettingsError
-from byova_control.store import StoreError
+from byova_control.store import TRANSPORTS, StoreError, Transport
 from byova_media.config import Config, ConfigError
 from byova_media.hookspecs import AddCommand
 
@@ -130,15 +130,19 @@ async def _orgs(plane: ControlPlane, args: argparse.Namespace) -> Any:
     rows = []
     for org in await plane.store.list_orgs():
         tokens = await plane.store.get_org_tokens(org)
-        ds = await plane.store.get_datasource(org)
-        rows.append(
-            {
-                "org": org,
-                "token_expires": _when(tokens.expires_at if tokens else None),
-                "datasource": ds.get("id") if ds else None,
-                "datasource_expires": _when(ds.get("expires_at") if ds else None),
-            }
+        row: dict[str, Any] = {
+            "org": org,
+            "token_expires": _when(tokens.expires_at if tokens else None),
+        }
+        columns: tuple[tuple[Transport, str], ...] = (
+            ("grpc", "datasource"),
+            ("ws", "ws_datasource"),
         )
+        for transport, prefix in columns:
+            ds = await plane.store.get_datasource(org, transport)
+            row[prefix] = ds.get("id") if ds else None
+            row[f"{prefix}_expires"] = _when(ds.get("expires_at") if ds else None)
+        rows.append(row)
     return rows
 
 
@@ -190,63 +194,29 @@ async def _ds_list(plane: ControlPlane, args: argparse.Namespace) -> Any:
     return [_ds_row(r) for r in await plane.need_datasources().list_all(args.org)]
 
 
-def _ws_spec(plane: ControlPlane, url: str | None) -> DataSourceSpec:
-    """The WebSocket data source: schema a38a10b7-… and the registered ``wss://`` origin."""
-    from byova_media.ws.auth import WS_SCHEMA_ID
-
-    s = plane.settings
-    url = url or s.ws_datasource_url
-    if not url:
-        s.require("ws_datasource_url")
-    assert url is not None
-    if not url.startswith("wss://"):
-        raise ControlSettingsError(f"a WebSocket data source URL starts with wss://, not {url!r}")
-    return DataSourceSpec(
-        url=url,
-        schema_id=WS_SCHEMA_ID,
-        audience=s.datasource_audience,
-        subject=s.datasource_subject,
-        token_lifetime_minutes=s.datasource_token_lifetime_minutes,
-    )
-
-
 async def _ds_ensure(plane: ControlPlane, args: argparse.Namespace) -> Any:
-    if args.transport == "ws":
-        # Not tracked by the renewer (one gRPC data source per org): `renew --transport ws`.
-        result = await plane.need_datasources().ensure(args.org, _ws_spec(plane, args.url))
-        return _ds_row(result.record) | {"created": result.created}
-    if args.url:
-        s = plane.settings
-        spec = DataSourceSpec(
-            url=args.url,
-            audience=s.datasource_audience,
-            subject=s.datasource_subject,
-            token_lifetime_minutes=s.datasource_token_lifetime_minutes,
-        )
-        result = await plane.need_datasources().ensure(args.org, spec)
-        if plane.renewer is not None:
-            await plane.renewer.track(args.org, result.record)
-        return _ds_row(result.record) | {"created": result.created}
-    return _ds_row(await plane.ensure_datasource(args.org))
+    # Tracked per transport: the server's renewer keeps both gRPC and WebSocket fresh.
+    result = await plane.ensure_datasource(args.org, args.transport, args.url)
+    return _ds_row(result.record) | {"created": result.created}
 
 
 async def _ds_renew(plane: ControlPlane, args: argparse.Namespace) -> Any:
     if args.transport == "ws":
-        spec = _ws_spec(plane, args.url)
-        found = await plane.need_datasources().ensure(args.org, spec)
-        record = await plane.need_datasources().update(args.org, str(found.record["id"]), spec)
-        return _ds_row(record)
+        # Finds the registered one even if it was never tracked, and tracks it from now on.
+        return _ds_row(await plane.renew_found(args.org, "ws", args.url))
     if plane.renewer is None:
         plane.settings.require("datasource_url")
     assert plane.renewer is not None
-    return _ds_row(await plane.renewer.renew(args.org))
+    return _ds_row(await plane.renewer.renew(args.org, "grpc"))
 
 
 async def _ds_delete(plane: ControlPlane, args: argparse.Namespace) -> Any:
     await plane.need_datasources().delete(args.org, args.id)
-    tracked = await plane.store.get_datasource(decode_org_id(args.org))
-    if tracked is not None and tracked.get("id") == args.id:
-        await plane.store.delete_datasource(decode_org_id(args.org))
+    org = decode_org_id(args.org)
+    for transport in TRANSPORTS:
+        tracked = await plane.store.get_datasource(org, transport)
+        if tracked is not None and tracked.get("id") == args.id:
+            await plane.store.delete_datasource(org, transport)
     return {"deleted": args.id}
 
 

@@ -1,8 +1,10 @@
 """BYODS DataSources: CRUD, ``ensure`` (find or create, never guess), and background renewal.
 
 Webex stops calling a data source once its JWS lapses (``tokenLifetimeMinutes`` ≤ 1440), so
-the renewer PUTs a fresh nonce well before ``tokenExpiryTime`` and retries on failure. With
-several instances on one Redis store, a lease makes exactly one of them the renewer.
+the renewer PUTs a fresh nonce well before ``tokenExpiryTime`` and retries on failure. An org
+may have one tracked data source per transport (gRPC and WebSocket, each with its own schema
+and URL); each is renewed on its own. With several instances on one Redis store, a lease
+makes exactly one of them the renewer.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,7 +24,7 @@ import jwt
 from byova_control.jws import BYOVA_SCHEMA_ID
 from byova_control.rest import WebexClient
 from byova_control.service_app import ServiceAppTokens, decode_org_id
-from byova_control.store import TokenStore
+from byova_control.store import TRANSPORTS, TokenStore, Transport
 
 __all__ = [
     "BYOVA_SCHEMA_ID",
@@ -31,7 +33,9 @@ __all__ = [
     "DataSourceSpec",
     "DataSources",
     "EnsureResult",
+    "spec_from_tracking",
     "token_expiry",
+    "track",
 ]
 
 log = logging.getLogger(__name__)
@@ -98,10 +102,40 @@ def token_expiry(record: dict[str, Any]) -> float | None:
 
 def _tracking(record: dict[str, Any]) -> dict[str, Any]:
     """What the store keeps about a data source: never the JWS itself."""
-    keep = ("id", "url", "schemaId", "audience", "subject", "status")
+    keep = ("id", "url", "schemaId", "audience", "subject", "status", "tokenLifetimeMinutes")
     out = {k: record.get(k) for k in keep}
     out["expires_at"] = token_expiry(record)
     return out
+
+
+async def track(
+    store: TokenStore, org_id: str, transport: Transport, record: dict[str, Any]
+) -> None:
+    """Record the org's data source of ``transport`` for renewal, by whichever process renews.
+
+    A plain store write, so a CLI command tracks what it creates for the server's renewer.
+    """
+    await store.put_datasource(decode_org_id(org_id), transport, _tracking(record))
+
+
+def spec_from_tracking(tracked: dict[str, Any]) -> DataSourceSpec:
+    """The spec a tracked data source was registered with, for a transport this process has
+    no URL configured for (another instance serves it; this one may hold the lease)."""
+    url, schema_id = tracked.get("url"), tracked.get("schemaId")
+    if not url or not schema_id:
+        raise LookupError(
+            f"the tracked data source {tracked.get('id')} records no URL or schema, and "
+            "none is configured for its transport"
+        )
+    lifetime = tracked.get("tokenLifetimeMinutes")
+    default = DataSourceSpec(url=str(url), schema_id=str(schema_id))
+    return DataSourceSpec(
+        url=default.url,
+        schema_id=default.schema_id,
+        audience=str(tracked.get("audience") or default.audience),
+        subject=str(tracked.get("subject") or default.subject),
+        token_lifetime_minutes=lifetime if isinstance(lifetime, int) else 1440,
+    )
 
 
 class DataSources:
@@ -168,7 +202,13 @@ class DataSources:
 
 
 class DataSourceRenewer:
-    """Keeps every tracked data source's JWS fresh; one renewer per store (lease)."""
+    """Keeps every tracked data source's JWS fresh, per org and transport; one renewer per
+    store (lease).
+
+    Each transport is PUT with its own spec: the one configured for it in ``specs`` (the
+    URL the JWS verifier of that transport expects), else the one the tracked record was
+    registered with. A failure backs off that one data source only.
+    """
 
     LEASE = "datasource-renewer"
 
@@ -176,7 +216,7 @@ class DataSourceRenewer:
         self,
         datasources: DataSources,
         store: TokenStore,
-        spec: DataSourceSpec,
+        specs: Mapping[Transport, DataSourceSpec],
         *,
         owner: str | None = None,
         renew_before_s: float = 3600.0,
@@ -186,37 +226,39 @@ class DataSourceRenewer:
     ) -> None:
         self.datasources = datasources
         self.store = store
-        self.spec = spec
+        self.specs = dict(specs)
         self.owner = owner or f"renewer-{uuid.uuid4()}"
         self.renew_before_s = renew_before_s
         self.retry_s = retry_s
         self.interval_s = interval_s
         self.lease_ttl_s = max(3 * interval_s, 5.0)
         self._clock = clock
-        self._retry_at: dict[str, float] = {}
+        self._retry_at: dict[tuple[str, Transport], float] = {}
         self._task: asyncio.Task[None] | None = None
 
-    async def track(self, org_id: str, record: dict[str, Any]) -> None:
-        """Start renewing the org's data source."""
-        await self.store.put_datasource(decode_org_id(org_id), _tracking(record))
-
     async def untrack(self, org_id: str) -> None:
-        """Stop renewing the org's data source (deauthorized)."""
+        """Stop renewing every data source of the org (deauthorized)."""
         org = decode_org_id(org_id)
-        self._retry_at.pop(org, None)
-        await self.store.delete_datasource(org)
+        for transport in TRANSPORTS:
+            self._retry_at.pop((org, transport), None)
+        await self.store.delete_datasources(org)
 
-    async def renew(self, org_id: str) -> dict[str, Any]:
-        """PUT a fresh nonce for the org's tracked data source now."""
+    def spec_for(self, transport: Transport, tracked: dict[str, Any]) -> DataSourceSpec:
+        """The spec to PUT: configured for the transport, else the tracked registration."""
+        return self.specs.get(transport) or spec_from_tracking(tracked)
+
+    async def renew(self, org_id: str, transport: Transport = "grpc") -> dict[str, Any]:
+        """PUT a fresh nonce for the org's tracked data source of ``transport`` now."""
         org = decode_org_id(org_id)
-        tracked = await self.store.get_datasource(org)
+        tracked = await self.store.get_datasource(org, transport)
         if tracked is None or not tracked.get("id"):
-            raise LookupError(f"no data source tracked for org {org}")
-        record = await self.datasources.update(org, str(tracked["id"]), self.spec)
+            raise LookupError(f"no {transport} data source tracked for org {org}")
+        spec = self.spec_for(transport, tracked)
+        record = await self.datasources.update(org, str(tracked["id"]), spec)
         # A deauthorization may have untracked the org while the PUT was in flight.
-        if await self.store.get_datasource(org) is not None:
-            await self.store.put_datasource(org, _tracking(record))
-        log.info("renewed data source %s of org %s", tracked["id"], org)
+        if await self.store.get_datasource(org, transport) is not None:
+            await self.store.put_datasource(org, transport, _tracking(record))
+        log.info("renewed %s data source %s of org %s", transport, tracked["id"], org)
         return record
 
     def due(self, tracked: dict[str, Any], now: float) -> bool:
@@ -224,32 +266,39 @@ class DataSourceRenewer:
         expires_at = tracked.get("expires_at")
         return expires_at is None or float(expires_at) - now <= self.renew_before_s
 
-    async def run_once(self) -> list[str]:
-        """One pass: if we hold the lease, renew every due data source; return renewed orgs."""
+    async def run_once(self) -> list[tuple[str, Transport]]:
+        """One pass: if we hold the lease, renew every due data source; return what was
+        renewed as ``(org, transport)``."""
         if not await self.store.acquire_lease(self.LEASE, self.owner, self.lease_ttl_s):
             return []
         renewed = []
-        for org in await self.store.list_datasource_orgs():
+        for org, transport in await self.store.list_datasources():
             now = self._clock()
-            tracked = await self.store.get_datasource(org)
+            tracked = await self.store.get_datasource(org, transport)
             if tracked is None or not self.due(tracked, now):
                 continue
-            if self._retry_at.get(org, 0.0) > now:
+            if self._retry_at.get((org, transport), 0.0) > now:
                 continue
-            try:
-                await self.renew(org)
-            except Exception as exc:
-                self._retry_at[org] = now + self.retry_s
-                log.warning(
-                    "renewing the data source of org %s failed (%s); retrying in %.0f s",
-                    org,
-                    exc,
-                    self.retry_s,
-                )
-            else:
-                self._retry_at.pop(org, None)
-                renewed.append(org)
+            if await self._try_renew(org, transport, now):
+                renewed.append((org, transport))
         return renewed
+
+    async def _try_renew(self, org: str, transport: Transport, now: float) -> bool:
+        """Renew one data source; on failure, retry it (and only it) after ``retry_s``."""
+        try:
+            await self.renew(org, transport)
+        except Exception as exc:
+            self._retry_at[(org, transport)] = now + self.retry_s
+            log.warning(
+                "renewing the %s data source of org %s failed (%s); retrying in %.0f s",
+                transport,
+                org,
+                exc,
+                self.retry_s,
+            )
+            return False
+        self._retry_at.pop((org, transport), None)
+        return True
 
     async def _loop(self) -> None:
         while True:

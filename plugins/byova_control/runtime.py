@@ -10,17 +10,26 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
+from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-from byova_control.datasources import DataSourceRenewer, DataSources, DataSourceSpec
+from byova_control.datasources import (
+    DataSourceRenewer,
+    DataSources,
+    DataSourceSpec,
+    EnsureResult,
+    track,
+)
+from byova_control.jws import BYOVA_SCHEMA_ID
 from byova_control.oauth import IntegrationOAuth, IntegrationSession
 from byova_control.rest import WebexClient, make_http_client
 from byova_control.service_app import ServiceAppTokens
 from byova_control.settings import ControlSettings, ControlSettingsError
-from byova_control.store import TokenStore, open_store
+from byova_control.store import TRANSPORTS, TokenStore, Transport, open_store
 from byova_control.webhooks import ServiceAppEvent, WebhookReceiver, Webhooks
+from byova_media.ws.auth import WS_SCHEMA_ID
 
 __all__ = ["WEBHOOK_SECRET_NAME", "ControlPlane"]
 
@@ -71,20 +80,16 @@ class ControlPlane:
                 client_secret=settings.sa_client_secret,
             )
             self.datasources = DataSources(self.client, self.tokens)
-        self.spec: DataSourceSpec | None = None
-        if settings.datasource_url:
-            self.spec = DataSourceSpec(
-                url=settings.datasource_url,
-                audience=settings.datasource_audience,
-                subject=settings.datasource_subject,
-                token_lifetime_minutes=settings.datasource_token_lifetime_minutes,
-            )
+        #: The data source to register per transport, from the URLs configured.
+        self.specs: dict[Transport, DataSourceSpec] = {
+            t: self.spec_for(t) for t in TRANSPORTS if self._configured_url(t)
+        }
         self.renewer: DataSourceRenewer | None = None
-        if self.datasources is not None and self.spec is not None:
+        if self.datasources is not None and self.specs:
             self.renewer = DataSourceRenewer(
                 self.datasources,
                 self.store,
-                self.spec,
+                self.specs,
                 owner=owner or f"{uuid.uuid4()}",
                 renew_before_s=settings.datasource_renew_before_s,
                 retry_s=settings.datasource_retry_s,
@@ -146,38 +151,94 @@ class ControlPlane:
         await self.store.put_secret(WEBHOOK_SECRET_NAME, fresh)
         return fresh
 
+    # --- data sources ------------------------------------------------------------------
+
+    def _configured_url(self, transport: Transport) -> str | None:
+        s = self.settings
+        return s.ws_datasource_url if transport == "ws" else s.datasource_url
+
+    def spec_for(self, transport: Transport, url: str | None = None) -> DataSourceSpec:
+        """The data source of ``transport``: gRPC (BYOVA schema, ``https://`` URL) or
+        WebSocket (schema a38a10b7-…, ``wss://`` URL); ``url`` overrides the setting."""
+        s = self.settings
+        url = url or self._configured_url(transport)
+        if not url:
+            s.require("ws_datasource_url" if transport == "ws" else "datasource_url")
+        assert url is not None
+        schema_id = BYOVA_SCHEMA_ID
+        if transport == "ws":
+            if not url.startswith("wss://"):
+                raise ControlSettingsError(
+                    f"a WebSocket data source URL starts with wss://, not {url!r}"
+                )
+            schema_id = WS_SCHEMA_ID
+        return DataSourceSpec(
+            url=url,
+            schema_id=schema_id,
+            audience=s.datasource_audience,
+            subject=s.datasource_subject,
+            token_lifetime_minutes=s.datasource_token_lifetime_minutes,
+        )
+
+    async def ensure_datasource(
+        self, org_id: str, transport: Transport = "grpc", url: str | None = None
+    ) -> EnsureResult:
+        """Ensure the org's data source of ``transport`` (configured URL unless ``url``)
+        and track it, so that the renewer (of whichever instance holds the lease) renews it."""
+        spec = self.spec_for(transport, url)
+        result = await self.need_datasources().ensure(org_id, spec)
+        await track(self.store, org_id, transport, result.record)
+        log.info(
+            "%s %s data source %s for org %s",
+            "created" if result.created else "found",
+            transport,
+            result.record.get("id"),
+            org_id,
+        )
+        return result
+
+    async def renew_found(
+        self, org_id: str, transport: Transport, url: str | None = None
+    ) -> dict[str, Any]:
+        """Find (or create) the data source matching the transport's spec, PUT a fresh
+        nonce now and track it: adopts one registered before its transport was tracked."""
+        spec = self.spec_for(transport, url)
+        found = await self.ensure_datasource(org_id, transport, url)
+        record = await self.need_datasources().update(org_id, str(found.record["id"]), spec)
+        await track(self.store, org_id, transport, record)
+        return record
+
     # --- lifecycle reactions -------------------------------------------------------------
 
     async def on_event(self, event: ServiceAppEvent) -> None:
-        """authorized → store the org's tokens (and ensure its DataSource);
-        deauthorized → drop its tokens and stop renewing its DataSource."""
+        """authorized → store the org's tokens (and ensure its data source of every
+        configured transport); deauthorized → drop its tokens and stop renewing all its
+        data sources."""
         if event.event == "authorized":
             await self.need_tokens().fetch(event.org_id)
-            if self.settings.datasource_on_authorize and self.spec is not None:
-                await self.ensure_datasource(event.org_id)
+            if self.settings.datasource_on_authorize:
+                await self._ensure_every_transport(event.org_id)
             return
         if self.renewer is not None:
             await self.renewer.untrack(event.org_id)
         else:
-            await self.store.delete_datasource(event.org_id)
+            await self.store.delete_datasources(event.org_id)
         await self.store.delete_org_tokens(event.org_id)
         log.info("org %s deauthorized the Service App; its tokens are deleted", event.org_id)
 
-    async def ensure_datasource(self, org_id: str) -> dict[str, object]:
-        """Ensure the org's DataSource for the configured URL and track it for renewal."""
-        if self.spec is None:
-            self.settings.require("datasource_url")
-        assert self.spec is not None
-        result = await self.need_datasources().ensure(org_id, self.spec)
-        if self.renewer is not None:
-            await self.renewer.track(org_id, result.record)
-        log.info(
-            "%s data source %s for org %s",
-            "created" if result.created else "found",
-            result.record.get("id"),
-            org_id,
-        )
-        return result.record
+    async def _ensure_every_transport(self, org_id: str) -> None:
+        """Ensure the org's data source of each configured transport; one failing does not
+        stop the others, and the first failure is raised so that Webex's retry of the
+        delivery tries again (ensuring is idempotent)."""
+        failures: list[Exception] = []
+        for transport in self.specs:
+            try:
+                await self.ensure_datasource(org_id, transport)
+            except Exception as exc:
+                log.warning("ensuring the %s data source of org %s failed", transport, org_id)
+                failures.append(exc)
+        if failures:
+            raise failures[0]
 
     async def org_allowed(self, org_id: str) -> bool:
         """JWS org allow-list: only orgs whose tokens we hold."""

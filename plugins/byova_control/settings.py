@@ -60,7 +60,8 @@ class ControlSettings(BaseModel):
     #: The exact URL the JWS must name; setting it turns JWS verification on.
     datasource_url: str | None = None
     #: The registered ``wss://`` URL of a WebSocket data source; setting it turns JWS
-    #: verification of WebSocket upgrades on (schema ``a38a10b7-…``).
+    #: verification of WebSocket upgrades on (schema ``a38a10b7-…``), and has the
+    #: ``authorized`` webhook ensure that data source (the renewer renews it like gRPC's).
     ws_datasource_url: str | None = None
     datasource_audience: str = "BYOVAGateway"
     datasource_subject: str = "callAudioData"
@@ -69,7 +70,8 @@ class ControlSettings(BaseModel):
     datasource_renew_before_s: float = Field(3600.0, ge=0)
     datasource_retry_s: float = Field(60.0, gt=0)
     renew_interval_s: float = Field(30.0, gt=0)
-    #: Ensure the org's DataSource when its Service App authorization arrives.
+    #: Ensure the org's data source of each URL set (gRPC, WebSocket) when its Service App
+    #: authorization arrives.
     datasource_on_authorize: bool = True
     #: Accept a JWS only for orgs whose tokens are in the store.
     jws_org_allowlist: bool = False

@@ -9,7 +9,7 @@ rest of the plugin uses. The backend is chosen by URL: ``sqlite:///path`` or
 from __future__ import annotations
 
 import json
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -17,10 +17,39 @@ from pydantic import SecretStr
 
 from byova_control.tokens import OAuthTokens
 
-__all__ = ["StoreBackend", "StoreError", "TokenStore", "open_store", "redact_url"]
+__all__ = [
+    "TRANSPORTS",
+    "StoreBackend",
+    "StoreError",
+    "TokenStore",
+    "Transport",
+    "datasource_kind",
+    "open_store",
+    "redact_url",
+]
 
 _ENCRYPTED = b"enc1:"
 _INTEGRATION_KEY = "default"
+
+#: What a data source serves: Webex calls the gRPC server or the WebSocket server.
+Transport = Literal["grpc", "ws"]
+#: Every transport; an org has at most one tracked data source per transport.
+TRANSPORTS: tuple[Transport, ...] = ("grpc", "ws")
+
+
+def datasource_kind(transport: str) -> str:
+    """The store kind holding one transport's data-source records, keyed by org.
+
+    The gRPC records keep the kind ``datasource`` they had when only they were tracked, so
+    an SQLite file or Redis keys written by an earlier version are read as gRPC unchanged
+    (and an earlier version still reads its own records); other transports get a kind of
+    their own (``datasource-ws``), which an earlier version never lists.
+    """
+    if transport == "grpc":
+        return "datasource"
+    if transport in TRANSPORTS:
+        return f"datasource-{transport}"
+    raise ValueError(f"unknown transport {transport!r}: use one of {', '.join(TRANSPORTS)}")
 
 
 class StoreError(RuntimeError):
@@ -159,22 +188,34 @@ class TokenStore:
 
     # --- data-source records (no secrets: the JWS itself is never stored) ---------------
 
-    async def get_datasource(self, org_id: str) -> dict[str, Any] | None:
-        """The org's registered data source: id, url, schemaId, audience, subject, expires_at."""
-        value = await self.backend.get("datasource", org_id)
+    async def get_datasource(self, org_id: str, transport: Transport) -> dict[str, Any] | None:
+        """The org's tracked data source of one transport: id, url, schemaId, expires_at, ..."""
+        value = await self.backend.get(datasource_kind(transport), org_id)
         return None if value is None else dict(json.loads(value))
 
-    async def put_datasource(self, org_id: str, record: dict[str, Any]) -> None:
-        """Remember the org's data source so it gets renewed."""
-        await self.backend.put("datasource", org_id, json.dumps(record).encode())
+    async def put_datasource(
+        self, org_id: str, transport: Transport, record: dict[str, Any]
+    ) -> None:
+        """Remember the org's data source of ``transport`` so that it gets renewed."""
+        await self.backend.put(datasource_kind(transport), org_id, json.dumps(record).encode())
 
-    async def delete_datasource(self, org_id: str) -> bool:
-        """Stop tracking the org's data source."""
-        return await self.backend.delete("datasource", org_id)
+    async def delete_datasource(self, org_id: str, transport: Transport) -> bool:
+        """Stop tracking the org's data source of one transport; True if it was tracked."""
+        return await self.backend.delete(datasource_kind(transport), org_id)
 
-    async def list_datasource_orgs(self) -> list[str]:
-        """Orgs whose data source is tracked."""
-        return await self.backend.keys("datasource")
+    async def delete_datasources(self, org_id: str) -> bool:
+        """Stop tracking every data source of the org (it deauthorized); True if any was."""
+        deleted = [await self.delete_datasource(org_id, t) for t in TRANSPORTS]
+        return any(deleted)
+
+    async def list_datasources(self) -> list[tuple[str, Transport]]:
+        """Every tracked ``(org, transport)``, sorted by org, gRPC before WebSocket."""
+        found = [
+            (org, transport)
+            for transport in TRANSPORTS
+            for org in await self.backend.keys(datasource_kind(transport))
+        ]
+        return sorted(found, key=lambda pair: (pair[0], TRANSPORTS.index(pair[1])))
 
     # --- once-only deliveries and leases ------------------------------------------------
 

@@ -15,6 +15,7 @@ from control_helpers import ORG
 from fake_webex import FakeWebex
 
 from byova_control.cli import add_control_command, load_settings
+from byova_control.datasources import token_expiry
 from byova_control.runtime import ControlPlane
 from byova_control.store import open_store
 from byova_control.tokens import OAuthTokens
@@ -146,3 +147,51 @@ async def test_datasources_register_a_websocket_data_source(
         capsys, "datasources", "ensure", "--org", ORG, "--transport", "ws", "--url", URL
     )
     assert code != 0 and "wss://" in err
+
+
+async def test_websocket_data_sources_are_tracked_for_the_renewer(
+    fake: FakeWebex, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws_url = "wss://media.example.com"
+    monkeypatch.setenv("BYOVA_MEDIA_CONTROL_WS_DATASOURCE_URL", ws_url)
+    plane = ControlPlane(load_settings(None, os.environ))
+    await plane.need_tokens().fetch(ORG)
+    # Registered by the previous version's `ensure --transport ws`, which did not track it;
+    # its JWS expires sooner than a renewed one will.
+    fake.datasource_expiry_s = 600
+    old = await plane.need_datasources().create(ORG, plane.spec_for("ws"))
+    fake.datasource_expiry_s = None
+    await plane.close()
+    store = open_store(os.environ["BYOVA_MEDIA_CONTROL_STORE"])
+    try:
+        assert await store.list_datasources() == []
+        # A manual renew finds it and tracks it: the renewer keeps it fresh from now on.
+        code, out, err = await run(
+            capsys, "datasources", "renew", "--org", ORG, "--transport", "ws", "--json"
+        )
+        assert code == 0, err
+        assert as_json(out)["id"] == old["id"]
+        assert fake.datasources[old["id"]]["nonce"] != old["nonce"]
+        assert await store.list_datasources() == [(ORG, "ws")]
+        tracked = await store.get_datasource(ORG, "ws")
+        assert tracked is not None
+        assert tracked["expires_at"] == token_expiry(fake.datasources[old["id"]])
+        code, out, _ = await run(capsys, "orgs", "--json")
+        (row,) = as_json(out)
+        assert (row["datasource"], row["ws_datasource"]) == (None, old["id"])
+        # Deleting it untracks it; ensure registers a new one and tracks that.
+        code, _, _ = await run(capsys, "datasources", "delete", "--org", ORG, old["id"])
+        assert code == 0
+        assert await store.list_datasources() == []
+        code, out, err = await run(
+            capsys, "datasources", "ensure", "--org", ORG, "--transport", "ws", "--json"
+        )
+        assert code == 0, err
+        created = as_json(out)
+        assert created["created"] is True
+        tracked = await store.get_datasource(ORG, "ws")
+        assert tracked is not None
+        assert (tracked["id"], tracked["url"]) == (created["id"], ws_url)
+        assert await store.get_datasource(ORG, "grpc") is None
+    finally:
+        await store.close()

@@ -72,7 +72,7 @@ async def test_ensure_refuses_to_guess_between_several(plane: ControlPlane) -> N
 
 
 async def test_crud_and_renew_with_fresh_nonce(fake: FakeWebex, plane: ControlPlane) -> None:
-    record = await plane.ensure_datasource(ORG)
+    record = (await plane.ensure_datasource(ORG)).record
     nonce = fake.datasources[str(record["id"])]["nonce"]
     assert plane.renewer is not None
     renewed = await plane.renewer.renew(ORG)
@@ -80,7 +80,7 @@ async def test_crud_and_renew_with_fresh_nonce(fake: FakeWebex, plane: ControlPl
     assert renewed["status"] == "active"
     got = await plane.need_datasources().get(ORG, str(record["id"]))
     assert got["nonce"] == fake.datasources[str(record["id"])]["nonce"]
-    tracked = await plane.store.get_datasource(ORG)
+    tracked = await plane.store.get_datasource(ORG, "grpc")
     assert tracked is not None
     assert "jwsToken" not in tracked
     assert tracked["expires_at"] > 0
@@ -93,14 +93,14 @@ async def test_renewer_renews_only_when_due_and_retries_failures(
 ) -> None:
     now = [1_000_000.0]
     await plane.ensure_datasource(ORG)
-    tracked = await plane.store.get_datasource(ORG)
+    tracked = await plane.store.get_datasource(ORG, "grpc")
     assert tracked is not None
     tracked["expires_at"] = now[0] + 7200
-    await plane.store.put_datasource(ORG, tracked)
+    await plane.store.put_datasource(ORG, "grpc", tracked)
     renewer = DataSourceRenewer(
         plane.need_datasources(),
         plane.store,
-        DataSourceSpec(url=URL),
+        {"grpc": DataSourceSpec(url=URL)},
         renew_before_s=3600,
         retry_s=60,
         clock=lambda: now[0],
@@ -114,22 +114,22 @@ async def test_renewer_renews_only_when_due_and_retries_failures(
     assert fake.count("PUT", f"/v1/dataSources/{tracked['id']}") == puts
     fake.faults.clear()
     now[0] += 61
-    assert await renewer.run_once() == [ORG]
+    assert await renewer.run_once() == [(ORG, "grpc")]
     await renewer.untrack(ORG)
     assert await renewer.run_once() == []
 
 
 async def test_only_the_lease_holder_renews(plane: ControlPlane) -> None:
     await plane.ensure_datasource(ORG)
-    spec = DataSourceSpec(url=URL)
+    specs = {"grpc": DataSourceSpec(url=URL)}
     first, second = (
-        DataSourceRenewer(plane.need_datasources(), plane.store, spec, renew_before_s=1e9)
+        DataSourceRenewer(plane.need_datasources(), plane.store, specs, renew_before_s=1e9)
         for _ in range(2)
     )
-    assert await first.run_once() == [ORG]
+    assert await first.run_once() == [(ORG, "grpc")]
     assert await second.run_once() == []
     await first.stop()  # releases the lease
-    assert await second.run_once() == [ORG]
+    assert await second.run_once() == [(ORG, "grpc")]
 
 
 _RENEWER_PROCESS = textwrap.dedent(

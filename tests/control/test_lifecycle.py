@@ -142,7 +142,7 @@ async def test_webhook_to_tokens_to_datasource_to_verified_rpc(
         assert await deliver(base, "authorized") == 202
         await plane.receiver.drain(10)
         assert await plane.store.has_org(ORG)
-        tracked = await plane.store.get_datasource(ORG)
+        tracked = await plane.store.get_datasource(ORG, "grpc")
         assert tracked is not None
         record = webex.datasources[tracked["id"]]
         assert record["url"] == DATASOURCE_URL
@@ -180,7 +180,7 @@ async def test_webhook_to_tokens_to_datasource_to_verified_rpc(
         assert await deliver(base, "deauthorized") == 202
         await plane.receiver.drain(10)
         assert not await plane.store.has_org(ORG)
-        assert await plane.store.get_datasource(ORG) is None
+        assert await plane.store.get_datasource(ORG, "grpc") is None
         assert await call(target, renewed["jwsToken"]) == grpc.StatusCode.UNAUTHENTICATED
     finally:
         await grpc_server.stop(None)

@@ -114,14 +114,35 @@ async def test_lease_has_one_holder_until_released_or_expired(store: TokenStore)
 async def test_tokens_survive_a_restart(store_url: str) -> None:
     first = open_store(store_url, key=KEY)
     await first.put_org_tokens("org-a", TOKENS)
-    await first.put_datasource("org-a", {"id": "ds1", "expires_at": 1.0})
+    await first.put_datasource("org-a", "grpc", {"id": "ds1", "expires_at": 1.0})
     await first.close()
     second = open_store(store_url, key=KEY)
     try:
         assert await second.get_org_tokens("org-a") == TOKENS
-        assert await second.get_datasource("org-a") == {"id": "ds1", "expires_at": 1.0}
+        assert await second.get_datasource("org-a", "grpc") == {"id": "ds1", "expires_at": 1.0}
     finally:
         await second.close()
+
+
+async def test_datasources_are_tracked_per_org_and_transport(store: TokenStore) -> None:
+    await store.put_datasource("org-a", "grpc", {"id": "g-a"})
+    await store.put_datasource("org-a", "ws", {"id": "w-a"})
+    await store.put_datasource("org-b", "ws", {"id": "w-b"})
+    assert await store.get_datasource("org-a", "grpc") == {"id": "g-a"}
+    assert await store.get_datasource("org-a", "ws") == {"id": "w-a"}
+    assert await store.get_datasource("org-b", "grpc") is None
+    assert await store.list_datasources() == [
+        ("org-a", "grpc"),
+        ("org-a", "ws"),
+        ("org-b", "ws"),
+    ]
+    # The gRPC record is where the version tracking only gRPC kept it (and reads it).
+    assert await store.backend.keys("datasource") == ["org-a"]
+    assert await store.delete_datasources("org-a")
+    assert not await store.delete_datasources("org-a")
+    assert await store.list_datasources() == [("org-b", "ws")]
+    with pytest.raises(ValueError, match="unknown transport"):
+        await store.get_datasource("org-b", "sip")  # type: ignore[arg-type]
 
 
 async def test_sqlite_file_is_private_and_in_wal_mode(tmp_path: Path) -> None:
