@@ -380,14 +380,17 @@ class ClusterNode:
         out: RpcOutput,
         tracking_id: str,
     ) -> None:
-        """Proxy the RPC to its owner; if the owner is gone, wait for its lease and serve here.
+        """Proxy the RPC to its owner; if the owner does not take it, route it again.
 
-        Waiting is bounded by one lease plus a second: by then the owner's heartbeat has
-        expired and the claim succeeds (or another live instance holds the call).
+        Then it goes to whoever holds the call by then, or runs here once this instance
+        claims it (a draining one passes it on to a live peer). Waiting is bounded by one
+        lease plus a second: by then the owner's heartbeat has expired and the claim
+        succeeds (or another live instance holds the call).
         """
-        owner, replay = route.owner, None
+        owner: InstanceInfo | None = route.owner
+        replay = [first]
         deadline = time.monotonic() + self.lease_ms / 1000 + 1.0
-        while True:
+        while owner is not None:
             log.info(
                 "forwarding to owner %s at %s", owner.instance_id, owner.link,
                 extra={"owner_instance": owner.instance_id},
@@ -398,22 +401,32 @@ class ClusterNode:
             except OwnerUnreachable as exc:
                 replay = exc.replay
             log.warning("owner %s did not take the RPC; routing it again", owner.instance_id)
-            while True:
-                if time.monotonic() > deadline:
-                    raise RpcAbort("UNAVAILABLE", "the instance owning this call is unreachable")
-                await asyncio.sleep(_RETRY_S)
-                try:
-                    claim = await self._claim(first.conversation_id, False)
-                except Exception:
-                    continue
-                if claim.ours:
-                    self._hold(first.conversation_id)
-                    await self._run_here(replay, rest, out, tracking_id)
-                    return
-                assert claim.owner is not None
-                if claim.owner.instance_id != owner.instance_id:
-                    owner = claim.owner
-                    break
+            owner = await self._reroute(first.conversation_id, owner, deadline)
+        self._hold(first.conversation_id)
+        await self._run_here(replay, rest, out, tracking_id)
+
+    async def _reroute(
+        self, conversation_id: str, failed: InstanceInfo, deadline: float
+    ) -> InstanceInfo | None:
+        """Where an RPC goes after ``failed`` did not take it: another instance, or ``None``.
+
+        ``None`` (serve it here) once this instance claims the call; a draining instance
+        passes the call on to a live peer instead, as :meth:`route` does.
+        """
+        while True:
+            if time.monotonic() > deadline:
+                raise RpcAbort("UNAVAILABLE", "the instance owning this call is unreachable")
+            await asyncio.sleep(_RETRY_S)
+            try:
+                claim = await self._claim(conversation_id, False)
+            except Exception:
+                continue
+            if claim.ours:
+                moved = await self._give_back(conversation_id, False) if self.app.draining else None
+                return None if moved is None else moved.owner
+            assert claim.owner is not None
+            if claim.owner.instance_id != failed.instance_id:
+                return claim.owner
 
     # --- the owner's side of forwarding ------------------------------------------------
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+import pytest
 
-from byova_media.testing.simulator import RpcResult
+from byova_media.cluster import node
+from byova_media.server import Server
+from byova_media.testing.simulator import RpcResult, SimulatedCall
 from tests.cluster.cluster_helpers import AlternatingCall, RedisProcess, cluster_settings
 
 
@@ -15,6 +19,44 @@ def ok(result: RpcResult) -> RpcResult:
     assert result.code == grpc.StatusCode.OK, result.details
     assert len(result.finals) == 1
     return result
+
+
+def every_rpc_ok(call: SimulatedCall) -> None:
+    """Every RPC of ``call`` so far (``dtmf()`` places two) completed OK with one FINAL."""
+    for result in call.history:
+        assert result.code == grpc.StatusCode.OK, f"{result.kind}: {result.details}"
+        assert len(result.finals) == 1, result.kind
+
+
+@pytest.fixture
+async def held_drain(
+    byova_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Callable[[Server], Awaitable[None]]]:
+    """``await held_drain(server)``: start its drain and keep it in its first phase.
+
+    The drain waits for quiet much longer than the test, so the server holds the calls
+    that have no RPC open (as in the first moments of every drain) until the test ends.
+    """
+    monkeypatch.setattr(node, "DRAIN_QUIET_S", 3600.0)
+    drains: list[asyncio.Task[None]] = []
+
+    async def start(server: Server) -> None:
+        cluster = server.cluster
+        assert cluster is not None
+        told, tell_peers = asyncio.Event(), cluster.drain_started
+
+        async def drain_started() -> None:
+            await tell_peers()
+            told.set()
+
+        monkeypatch.setattr(cluster, "drain_started", drain_started)
+        drains.append(asyncio.create_task(server.drain(timeout_s=3600)))
+        await told.wait()  # its heartbeat says "draining": its peers see it so
+
+    yield start
+    for drain in drains:
+        drain.cancel()
+    await asyncio.gather(*drains, return_exceptions=True)
 
 
 async def test_a_draining_instance_hands_its_calls_to_a_peer(
@@ -82,3 +124,20 @@ async def test_a_renewal_in_flight_does_not_undo_a_release(
     ok(await hang_up)
     await a.cluster.released()
     assert await directory.redis.get(f"byova:owner:{call.conversation_id}") is None
+
+
+async def test_a_draining_edge_that_wins_a_call_back_passes_it_to_a_live_peer(
+    redis: RedisProcess, byova_server: Any, webex: Any, held_drain: Any
+) -> None:
+    """A forwards to the owner B; B, draining too, hands the call on; A claims it, gives it to C."""
+    a, b, c = [await byova_server(plugins=["echo"], **cluster_settings(redis)) for _ in range(3)]
+    call = AlternatingCall([await webex(b)])
+    ok(await call.start())
+    ok(await call.dtmf("4"))
+    await held_drain(a)
+    await held_drain(b)
+    call.sims = [await webex(a)]
+    assert ok(await call.dtmf("#")).prompt_texts == ["Digits so far: 4"]
+    every_rpc_ok(call)
+    assert a.engine.registry.get(call.conversation_id) is None
+    assert c.engine.registry.get(call.conversation_id) is not None
