@@ -380,40 +380,57 @@ class ClusterNode:
         out: RpcOutput,
         tracking_id: str,
     ) -> None:
-        """Proxy the RPC to its owner; if the owner is gone, wait for its lease and serve here.
+        """Proxy the RPC to its owner; if the owner does not take it, route it again.
 
-        Waiting is bounded by one lease plus a second: by then the owner's heartbeat has
-        expired and the claim succeeds (or another live instance holds the call).
+        Then it goes to whoever holds the call by then, or runs here once this instance
+        claims it (a draining one passes it on to a live peer). Waiting is bounded by one
+        lease plus a second: by then the owner's heartbeat has expired and the claim
+        succeeds (or another live instance holds the call).
         """
-        owner, replay = route.owner, None
+        owner: InstanceInfo | None = route.owner
+        replay = [first]
         deadline = time.monotonic() + self.lease_ms / 1000 + 1.0
-        while True:
-            log.info(
-                "forwarding to owner %s at %s", owner.instance_id, owner.link,
-                extra={"owner_instance": owner.instance_id},
-            )  # fmt: skip
-            try:
-                await self.links.forward(owner.link, first, rest, out, tracking_id, replay)
-                return
-            except OwnerUnreachable as exc:
-                replay = exc.replay
-            log.warning("owner %s did not take the RPC; routing it again", owner.instance_id)
-            while True:
-                if time.monotonic() > deadline:
-                    raise RpcAbort("UNAVAILABLE", "the instance owning this call is unreachable")
-                await asyncio.sleep(_RETRY_S)
+        requests = _Requests(rest)  # a failed attempt must not lose what the caller sends next
+        try:
+            while owner is not None:
+                log.info(
+                    "forwarding to owner %s at %s", owner.instance_id, owner.link,
+                    extra={"owner_instance": owner.instance_id},
+                )  # fmt: skip
                 try:
-                    claim = await self._claim(first.conversation_id, False)
-                except Exception:
-                    continue
-                if claim.ours:
-                    self._hold(first.conversation_id)
-                    await self._run_here(replay, rest, out, tracking_id)
+                    await self.links.forward(owner.link, first, requests, out, tracking_id, replay)
                     return
-                assert claim.owner is not None
-                if claim.owner.instance_id != owner.instance_id:
-                    owner = claim.owner
-                    break
+                except OwnerUnreachable as exc:
+                    replay = exc.replay
+                log.warning("owner %s did not take the RPC; routing it again", owner.instance_id)
+                owner = await self._reroute(first.conversation_id, owner, deadline)
+            self._hold(first.conversation_id)
+            await self._run_here(replay, requests, out, tracking_id)
+        finally:
+            requests.close()
+
+    async def _reroute(
+        self, conversation_id: str, failed: InstanceInfo, deadline: float
+    ) -> InstanceInfo | None:
+        """Where an RPC goes after ``failed`` did not take it: another instance, or ``None``.
+
+        ``None`` (serve it here) once this instance claims the call; a draining instance
+        passes the call on to a live peer instead, as :meth:`route` does.
+        """
+        while True:
+            if time.monotonic() > deadline:
+                raise RpcAbort("UNAVAILABLE", "the instance owning this call is unreachable")
+            await asyncio.sleep(_RETRY_S)
+            try:
+                claim = await self._claim(conversation_id, False)
+            except Exception:
+                continue
+            if claim.ours:
+                moved = await self._give_back(conversation_id, False) if self.app.draining else None
+                return None if moved is None else moved.owner
+            assert claim.owner is not None
+            if claim.owner.instance_id != failed.instance_id:
+                return claim.owner
 
     # --- the owner's side of forwarding ------------------------------------------------
 
@@ -529,6 +546,50 @@ class ClusterNode:
         for conv in self.registry.all():
             if not conv.ended:
                 await self._hand_off(conv)
+
+
+class _Requests:
+    """The caller's requests, read by a task of their own: a cancelled reader loses none.
+
+    gRPC's request iterator is an async generator, and cancelling a read of it closes it:
+    every later request would be lost. A forward attempt that fails is cancelled while it
+    waits for the caller's next request, and the RPC then goes on (at another instance,
+    or here) with the same requests; so this object's task reads them, one ahead, and a
+    cancelled reader only stops waiting for the next one.
+    """
+
+    def __init__(self, source: AsyncIterator[pb.VoiceVARequest]) -> None:
+        self._queue: asyncio.Queue[pb.VoiceVARequest | BaseException] = asyncio.Queue(1)
+        self._end: BaseException | None = None
+        self._reader = asyncio.create_task(self._read(source))
+
+    async def _read(self, source: AsyncIterator[pb.VoiceVARequest]) -> None:
+        end: BaseException = StopAsyncIteration()
+        try:
+            async for request in source:
+                await self._queue.put(request)
+        except asyncio.CancelledError as exc:
+            if self._reader.cancelling():
+                raise  # closed: nobody reads any more
+            end = exc  # the stream was cancelled under it (the server stops): pass it on
+        except Exception as exc:  # DecodeError, a broken stream: the reader raises it
+            end = exc
+        await self._queue.put(end)
+
+    def __aiter__(self) -> _Requests:
+        return self
+
+    async def __anext__(self) -> pb.VoiceVARequest:
+        if self._end is None:
+            item = await self._queue.get()
+            if isinstance(item, pb.VoiceVARequest):
+                return item
+            self._end = item  # the end (or the error) stays so for every later reader
+        raise self._end
+
+    def close(self) -> None:
+        """The RPC is over: stop reading."""
+        self._reader.cancel()
 
 
 def _outcome(step: asyncio.Task[str]) -> tuple[str, str]:

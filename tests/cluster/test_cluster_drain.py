@@ -3,18 +3,73 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+import pytest
 
-from byova_media.testing.simulator import RpcResult
-from tests.cluster.cluster_helpers import AlternatingCall, RedisProcess, cluster_settings
+from byova_media._proto import voicevirtualagent_pb2 as pb
+from byova_media.audio.codecs import Encoding
+from byova_media.cluster import node
+from byova_media.server import Server
+from byova_media.testing.simulator import RpcResult, SimulatedCall, caller_frames
+from tests.cluster.cluster_helpers import (
+    AlternatingCall,
+    RedisProcess,
+    cluster_settings,
+    until,
+)
 
 
 def ok(result: RpcResult) -> RpcResult:
     assert result.code == grpc.StatusCode.OK, result.details
     assert len(result.finals) == 1
     return result
+
+
+def retried(server: Server) -> float:
+    """How many RPCs ``server`` forwarded to an owner that did not take them."""
+    value = server.app.metrics.registry.get_sample_value
+    return value("byova_cluster_forwarded_rpcs_total", {"status": "retried"}) or 0.0
+
+
+def every_rpc_ok(call: SimulatedCall) -> None:
+    """Every RPC of ``call`` so far (``dtmf()`` places two) completed OK with one FINAL."""
+    for result in call.history:
+        assert result.code == grpc.StatusCode.OK, f"{result.kind}: {result.details}"
+        assert len(result.finals) == 1, result.kind
+
+
+@pytest.fixture
+async def held_drain(
+    byova_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Callable[[Server], Awaitable[None]]]:
+    """``await held_drain(server)``: start its drain and keep it in its first phase.
+
+    The drain waits for quiet much longer than the test, so the server holds the calls
+    that have no RPC open (as in the first moments of every drain) until the test ends.
+    """
+    monkeypatch.setattr(node, "DRAIN_QUIET_S", 3600.0)
+    drains: list[asyncio.Task[None]] = []
+
+    async def start(server: Server) -> None:
+        cluster = server.cluster
+        assert cluster is not None
+        told, tell_peers = asyncio.Event(), cluster.drain_started
+
+        async def drain_started() -> None:
+            await tell_peers()
+            told.set()
+
+        monkeypatch.setattr(cluster, "drain_started", drain_started)
+        drains.append(asyncio.create_task(server.drain(timeout_s=3600)))
+        await told.wait()  # its heartbeat says "draining": its peers see it so
+
+    yield start
+    for drain in drains:
+        drain.cancel()
+    await asyncio.gather(*drains, return_exceptions=True)
 
 
 async def test_a_draining_instance_hands_its_calls_to_a_peer(
@@ -82,3 +137,57 @@ async def test_a_renewal_in_flight_does_not_undo_a_release(
     ok(await hang_up)
     await a.cluster.released()
     assert await directory.redis.get(f"byova:owner:{call.conversation_id}") is None
+
+
+async def test_a_turn_its_draining_owner_refuses_goes_on_with_all_its_audio(
+    redis: RedisProcess, byova_server: Any, webex: Any, speech: Any, held_drain: Any
+) -> None:
+    """B forwards a turn to the owner A; A, draining, hands the call on and refuses it.
+
+    B then serves the turn itself, with the requests A saw and every one still to come.
+    """
+    a = await byova_server(plugins=["echo"], **cluster_settings(redis))
+    b = await byova_server(plugins=["echo"], **cluster_settings(redis))
+    call = AlternatingCall([await webex(a)])
+    ok(await call.start())
+    ok(await call.dtmf("5"))
+    await held_drain(a)
+    call.sims = [await webex(b)]
+    frames = caller_frames(speech(800), 8000, Encoding.MULAW, 200, 2000)
+    eoi = asyncio.Event()
+
+    async def requests() -> AsyncIterator[pb.VoiceVARequest]:
+        yield call.request(audio_input=pb.VoiceInput(sample_rate_hertz=8000))
+        for frame in frames[:5]:
+            yield call.request(audio_input=pb.VoiceInput(caller_audio=frame))
+        # The caller's next frame is late: B is waiting for it when A refuses the turn.
+        await until(lambda: retried(b) > 0)
+        for frame in frames[5:]:
+            if eoi.is_set():
+                return
+            yield call.request(audio_input=pb.VoiceInput(caller_audio=frame))
+
+    turn = ok(await call.stream("audio", requests(), eoi))
+    assert turn.events[:2] == ["START_OF_INPUT", "END_OF_INPUT"]
+    assert len(turn.audio) >= 700 * 8  # the echo of the whole utterance
+    assert ok(await call.dtmf("#")).prompt_texts == ["Digits so far: 5"]
+    every_rpc_ok(call)
+    assert a.engine.registry.get(call.conversation_id) is None
+    assert b.engine.registry.get(call.conversation_id) is not None
+
+
+async def test_a_draining_edge_that_wins_a_call_back_passes_it_to_a_live_peer(
+    redis: RedisProcess, byova_server: Any, webex: Any, held_drain: Any
+) -> None:
+    """A forwards to the owner B; B, draining too, hands the call on; A claims it, gives it to C."""
+    a, b, c = [await byova_server(plugins=["echo"], **cluster_settings(redis)) for _ in range(3)]
+    call = AlternatingCall([await webex(b)])
+    ok(await call.start())
+    ok(await call.dtmf("4"))
+    await held_drain(a)
+    await held_drain(b)
+    call.sims = [await webex(a)]
+    assert ok(await call.dtmf("#")).prompt_texts == ["Digits so far: 4"]
+    every_rpc_ok(call)
+    assert a.engine.registry.get(call.conversation_id) is None
+    assert c.engine.registry.get(call.conversation_id) is not None

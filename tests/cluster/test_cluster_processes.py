@@ -58,6 +58,8 @@ async def _whole_call(
     ok(await call.dtmf(key))
     assert ok(await call.dtmf("#")).prompt_texts == [f"Digits so far: {key}"]
     ok(await call.hang_up())
+    for result in call.history:  # dtmf() places two RPCs and returns the second
+        ok(result)
 
 
 async def _barge_in(call: SimulatedCall, speech: Callable[..., np.ndarray]) -> None:
