@@ -3,13 +3,14 @@
 One peer link (:mod:`byova_media.cluster.link`) per owner address is kept for the
 instance's lifetime; each forwarded RPC is one stream on it. Requests are written as the
 caller sends them (audio frames are not held back) and the owner's responses, its one
-FINAL included, are queued for the caller as they arrive.
+FINAL included, are queued for the caller as they arrive. :class:`CallerRequests` reads
+the caller's requests for the whole RPC, so a forward attempt that fails loses none.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import collections
 import json
 import ssl
 import time
@@ -24,7 +25,7 @@ from byova_media.cluster.credential import PeerCredential
 from byova_media.cluster.metrics import ClusterMetrics
 from byova_media.rpc import RpcAbort, RpcOutput
 
-__all__ = ["OwnerUnreachable", "PeerLinks"]
+__all__ = ["CallerRequests", "OwnerUnreachable", "PeerLinks"]
 
 #: Failures before the owner answered anything: unreachable (or not the owner any more),
 #: draining and the call handed on, or its link cut as it stopped. The caller has seen
@@ -33,6 +34,9 @@ __all__ = ["OwnerUnreachable", "PeerLinks"]
 _RETRYABLE: Final = frozenset({"UNAVAILABLE", "ABORTED", "INTERNAL", "CANCELLED"})
 #: Opening a link to a peer that does not answer within this long counts as unreachable.
 CONNECT_TIMEOUT_S: Final = 2.0
+#: Requests read while no owner takes them (5 s of 20 ms frames) before reading pauses,
+#: so gRPC's flow control holds the caller back meanwhile.
+_HELD_MAX: Final = 250
 
 
 class OwnerUnreachable(Exception):
@@ -172,7 +176,7 @@ class PeerLinks:
         self,
         address: str,
         first: pb.VoiceVARequest,
-        rest: AsyncIterator[pb.VoiceVARequest],
+        rest: CallerRequests,
         out: RpcOutput,
         tracking_id: str,
         replay: list[pb.VoiceVARequest] | None = None,
@@ -181,7 +185,8 @@ class PeerLinks:
 
         Raises :class:`OwnerUnreachable` when the owner failed before its first response
         (the caller has seen nothing: the RPC can be served elsewhere), :class:`RpcAbort`
-        with the owner's status when the owner refused or failed it.
+        with the owner's status when the owner refused or failed it, and what broke the
+        caller's stream if it broke.
         """
         started = time.monotonic()
         head = replay or [first]
@@ -194,14 +199,15 @@ class PeerLinks:
         for request in head:
             stream.send(request)
         self._metrics.forward_latency.observe(time.monotonic() - started)
-        writer = asyncio.create_task(_pump(stream, rest))
+        rest.attach(stream)
         try:
             # Shielded: cancelling this task (the caller went away) must not cancel the
             # future itself, or the stream would look complete and never send CANCEL.
             code, details = await asyncio.shield(stream.status)
         finally:
+            rest.detach()
             stream.cancel()  # nothing when the owner completed it
-            await _stop(writer)  # raises what broke the caller's stream, if anything did
+        rest.raise_if_broken()
         if code == "OK":
             self._metrics.forwarded.labels(status="OK").inc()
             return
@@ -223,28 +229,106 @@ class PeerLinks:
         self._links.clear()
 
 
-async def _pump(stream: _Stream, rest: AsyncIterator[pb.VoiceVARequest]) -> None:
-    """Write the caller's requests as they come, then its half-close."""
-    conn = stream.conn
-    try:
-        async for request in rest:
-            stream.send(request)
-            if stream.status.done():
-                return
-            if not conn.writable.is_set():
-                await conn.writable.wait()  # the owner reads slower than the caller sends
-    except Exception:
-        stream.cancel()
-        raise
-    if not stream.status.done():
-        conn.send(link.HALF_CLOSE, stream.number)
-
-
 def _usable(task: asyncio.Task[_LinkClient]) -> bool:
     return task.done() and not task.cancelled() and not task.exception() and task.result().is_open
 
 
-async def _stop(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+class CallerRequests:
+    """The caller's requests after the first, read by one task for the whole RPC.
+
+    gRPC's request iterator is an async generator, and cancelling a read of it closes it,
+    losing every later request; yet a forward attempt that fails ends while the caller
+    is still sending. So one task reads the requests for the whole RPC and hands each to
+    whoever takes the RPC now: the stream of the current attempt (written at once, as it
+    comes: no hand-off between tasks on the frame path), or, between attempts and when
+    this instance serves the RPC itself, this object as an async iterator.
+    """
+
+    def __init__(self, source: AsyncIterator[pb.VoiceVARequest]) -> None:
+        self._stream: _Stream | None = None
+        self._held: collections.deque[pb.VoiceVARequest] = collections.deque()
+        #: ``StopAsyncIteration`` once the caller half-closed, or what broke its stream.
+        self._end: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._reader = asyncio.create_task(self._read(source))
+
+    async def _read(self, source: AsyncIterator[pb.VoiceVARequest]) -> None:
+        end: BaseException = StopAsyncIteration()
+        try:
+            async for request in source:
+                await self._pass_on(request)
+        except asyncio.CancelledError as exc:
+            if self._reader.cancelling():
+                raise  # closed: the RPC is over
+            end = exc  # the caller's stream was cancelled under it (the server stops)
+        except Exception as exc:  # a malformed message, a broken stream
+            end = exc
+        self._end = end
+        if self._stream is not None:
+            self._finish(self._stream)
+        self._wake()
+
+    async def _pass_on(self, request: pb.VoiceVARequest) -> None:
+        stream = self._stream
+        if stream is None:
+            self._held.append(request)
+            self._wake()
+            while len(self._held) >= _HELD_MAX and self._stream is None:
+                await self._wait()
+            return
+        stream.send(request)
+        if not stream.conn.writable.is_set() and not stream.status.done():
+            await stream.conn.writable.wait()  # the owner reads slower than the caller sends
+
+    def _finish(self, stream: _Stream) -> None:
+        """The caller is done: half-close ``stream``, or cancel it if the caller broke."""
+        if isinstance(self._end, StopAsyncIteration):
+            if not stream.status.done():
+                stream.conn.send(link.HALF_CLOSE, stream.number)
+        else:
+            stream.cancel()
+
+    def attach(self, stream: _Stream) -> None:
+        """From now on requests go to ``stream``: first those read meanwhile."""
+        self._stream = stream
+        while self._held:
+            stream.send(self._held.popleft())
+        if self._end is not None:
+            self._finish(stream)
+        self._wake()  # a reader paused on a full buffer goes on
+
+    def detach(self) -> None:
+        """The attempt is over: requests are held for the next one (or for this instance)."""
+        self._stream = None
+
+    def raise_if_broken(self) -> None:
+        """Raise what broke the caller's stream, if it broke."""
+        if self._end is not None and not isinstance(self._end, StopAsyncIteration):
+            raise self._end
+
+    def __aiter__(self) -> CallerRequests:
+        return self
+
+    async def __anext__(self) -> pb.VoiceVARequest:
+        while not self._held:
+            if self._end is not None:
+                raise self._end
+            await self._wait()
+        request = self._held.popleft()
+        self._wake()  # room again for a reader paused on a full buffer
+        return request
+
+    async def _wait(self) -> None:
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def close(self) -> None:
+        """The RPC is over: stop reading."""
+        self._reader.cancel()

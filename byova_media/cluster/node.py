@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from byova_media._proto import voicevirtualagent_pb2 as pb
 from byova_media.cluster.credential import PeerAuthError, PeerCredential
 from byova_media.cluster.directory import Claim, Directory, InstanceInfo
-from byova_media.cluster.forwarding import OwnerUnreachable, PeerLinks
+from byova_media.cluster.forwarding import CallerRequests, OwnerUnreachable, PeerLinks
 from byova_media.cluster.link import client_tls, server_tls
 from byova_media.cluster.metrics import ClusterMetrics
 from byova_media.cluster.peer_server import InboundStream, PeerServer
@@ -390,7 +390,7 @@ class ClusterNode:
         owner: InstanceInfo | None = route.owner
         replay = [first]
         deadline = time.monotonic() + self.lease_ms / 1000 + 1.0
-        requests = _Requests(rest)  # a failed attempt must not lose what the caller sends next
+        requests = CallerRequests(rest)  # a failed attempt must not lose what comes next
         try:
             while owner is not None:
                 log.info(
@@ -546,50 +546,6 @@ class ClusterNode:
         for conv in self.registry.all():
             if not conv.ended:
                 await self._hand_off(conv)
-
-
-class _Requests:
-    """The caller's requests, read by a task of their own: a cancelled reader loses none.
-
-    gRPC's request iterator is an async generator, and cancelling a read of it closes it:
-    every later request would be lost. A forward attempt that fails is cancelled while it
-    waits for the caller's next request, and the RPC then goes on (at another instance,
-    or here) with the same requests; so this object's task reads them, one ahead, and a
-    cancelled reader only stops waiting for the next one.
-    """
-
-    def __init__(self, source: AsyncIterator[pb.VoiceVARequest]) -> None:
-        self._queue: asyncio.Queue[pb.VoiceVARequest | BaseException] = asyncio.Queue(1)
-        self._end: BaseException | None = None
-        self._reader = asyncio.create_task(self._read(source))
-
-    async def _read(self, source: AsyncIterator[pb.VoiceVARequest]) -> None:
-        end: BaseException = StopAsyncIteration()
-        try:
-            async for request in source:
-                await self._queue.put(request)
-        except asyncio.CancelledError as exc:
-            if self._reader.cancelling():
-                raise  # closed: nobody reads any more
-            end = exc  # the stream was cancelled under it (the server stops): pass it on
-        except Exception as exc:  # DecodeError, a broken stream: the reader raises it
-            end = exc
-        await self._queue.put(end)
-
-    def __aiter__(self) -> _Requests:
-        return self
-
-    async def __anext__(self) -> pb.VoiceVARequest:
-        if self._end is None:
-            item = await self._queue.get()
-            if isinstance(item, pb.VoiceVARequest):
-                return item
-            self._end = item  # the end (or the error) stays so for every later reader
-        raise self._end
-
-    def close(self) -> None:
-        """The RPC is over: stop reading."""
-        self._reader.cancel()
 
 
 def _outcome(step: asyncio.Task[str]) -> tuple[str, str]:

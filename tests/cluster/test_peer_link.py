@@ -17,7 +17,7 @@ import pytest
 from byova_media._proto import voicevirtualagent_pb2 as pb
 from byova_media.cluster import link as peer_link
 from byova_media.cluster.credential import PeerCredential
-from byova_media.cluster.forwarding import OwnerUnreachable, PeerLinks
+from byova_media.cluster.forwarding import CallerRequests, OwnerUnreachable, PeerLinks
 from byova_media.cluster.metrics import ClusterMetrics
 from byova_media.cluster.peer_server import InboundStream
 from byova_media.metrics import Metrics
@@ -200,9 +200,11 @@ async def _forward(port: int, out: RpcOutput | None = None) -> None:
         await asyncio.Event().wait()
         yield  # pragma: no cover
 
+    rest = CallerRequests(nothing_more())
     try:
-        await links.forward(f"127.0.0.1:{port}", session_start("c-3"), nothing_more(), out, "t")
+        await links.forward(f"127.0.0.1:{port}", session_start("c-3"), rest, out, "t")
     finally:
+        rest.close()
         await links.close()
 
 
