@@ -306,10 +306,14 @@ class ConversationRegistry:
             return self.agents.get(virtual_agent_id)
         return self.agents.get(self.default_agent or "")
 
-    def admit(self) -> None:
-        """Raise :class:`AdmissionError` when a new conversation must be refused now."""
+    def admit(self, carried_on: bool = False) -> None:
+        """Raise :class:`AdmissionError` when a new conversation must be refused now.
+
+        ``carried_on``: the call began on another instance of a cluster; draining does not
+        refuse it (the cluster hands it here only when no live instance is left).
+        """
         config, metrics = self.app.config, self.app.metrics
-        if self.app.draining:
+        if self.app.draining and not carried_on:
             metrics.admission_rejections.labels(reason="draining").inc()
             raise AdmissionError("UNAVAILABLE", "server is draining; retry on another instance")
         if len(self._items) >= config.max_conversations:
@@ -323,10 +327,15 @@ class ConversationRegistry:
             raise AdmissionError("RESOURCE_EXHAUSTED", overload.message)
 
     def create(
-        self, conversation_id: str, spec: AgentSpec, org_id: str, tracking_id: str
+        self,
+        conversation_id: str,
+        spec: AgentSpec,
+        org_id: str,
+        tracking_id: str,
+        carried_on: bool = False,
     ) -> Conversation:
         """Admit a new conversation (or raise :class:`AdmissionError`) and hold it."""
-        self.admit()
+        self.admit(carried_on)
         conv = Conversation(
             self.app,
             spec,

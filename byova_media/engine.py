@@ -226,9 +226,10 @@ class Engine:
                 if requested
                 else f"virtual_agent_id is empty and no default agent is set (known: {known})",
             )
+        carried_on = self.cluster is not None and self.cluster.carries_on(first.conversation_id)
         try:
             conv = self.registry.create(
-                first.conversation_id, spec, first.customer_org_id, tracking_id
+                first.conversation_id, spec, first.customer_org_id, tracking_id, carried_on
             )
         except AdmissionError as exc:
             raise RpcAbort(exc.code, str(exc)) from None

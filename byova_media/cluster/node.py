@@ -94,6 +94,9 @@ class ClusterNode:
         self._redis_errors: tuple[type[Exception], ...] = (RedisError, OSError)
         self._redis_url = redact_url(config.cluster_redis_url)
         self._pending: dict[str, dict[str, Any]] = {}
+        #: Calls claimed here that began on another instance (a snapshot was saved, or the
+        #: owner was lost): a draining instance with no live peer still carries them on.
+        self._carried: set[str] = set()
         self._open: Counter[str] = Counter()
         self._engine: Engine | None = None
         self._forwarding = 0
@@ -325,6 +328,7 @@ class ClusterNode:
             return None
         await self._release(conversation_id, keep_snapshot=True)
         self._pending.pop(conversation_id, None)
+        self._carried.discard(conversation_id)
         if peer is None:
             raise RpcAbort("ABORTED", _MOVED)
         return Forward(peer)
@@ -338,6 +342,8 @@ class ClusterNode:
             snapshot = await self.directory.load_snapshot(conversation_id)
             if snapshot is not None:
                 self._pending[conversation_id] = snapshot
+            if snapshot is not None or claim.status == "taken":
+                self._carried.add(conversation_id)
             if claim.status == "taken":
                 self.metrics.takeovers.inc()
                 log.warning(
@@ -470,6 +476,17 @@ class ClusterNode:
             self.app.metrics.rpcs.labels(kind=kind, status=status).inc()
 
     # --- conversation life --------------------------------------------------------------
+
+    def carries_on(self, conversation_id: str) -> bool:
+        """Whether a conversation about to be made here began on another instance.
+
+        Asked once, as the engine makes it: a draining instance refuses new calls, but a
+        call handed to it when no live peer is left is carried on, not failed.
+        """
+        if conversation_id in self._carried:
+            self._carried.discard(conversation_id)
+            return True
+        return False
 
     def adopted(self, conv: Conversation) -> None:
         """A conversation was made here: restore it from the snapshot its last owner saved."""

@@ -191,3 +191,27 @@ async def test_a_draining_edge_that_wins_a_call_back_passes_it_to_a_live_peer(
     every_rpc_ok(call)
     assert a.engine.registry.get(call.conversation_id) is None
     assert c.engine.registry.get(call.conversation_id) is not None
+
+
+async def test_the_last_instance_left_draining_carries_a_handed_on_call(
+    redis: RedisProcess, byova_server: Any, webex: Any, held_drain: Any
+) -> None:
+    """Every instance is draining: a call its owner handed on is carried on, not refused.
+
+    A new call still is refused: a draining instance takes nothing new.
+    """
+    a = await byova_server(plugins=["echo"], **cluster_settings(redis))
+    b = await byova_server(plugins=["echo"], **cluster_settings(redis))
+    on_a, on_b = await webex(a), await webex(b)
+    call = AlternatingCall([on_b])
+    ok(await call.start())
+    ok(await call.dtmf("4"))
+    await held_drain(a)  # A drains, and holds on
+    await b.drain(timeout_s=1)  # B drains and stops taking calls: it hands this one on
+    assert len(b.engine.registry) == 0
+    call.sims = [on_a]
+    assert ok(await call.dtmf("#")).prompt_texts == ["Digits so far: 4"]
+    every_rpc_ok(call)
+    assert len(a.engine.registry) == 1
+    new = AlternatingCall([on_a])
+    assert (await new.start()).code == grpc.StatusCode.UNAVAILABLE
