@@ -264,10 +264,27 @@ class ClusterNode:
             async for request in rest:
                 yield request
 
-        kind = await self.engine.run_rpc(requests(), out, tracking_id)
+        conversation_id = head[0].conversation_id
+        try:
+            kind = await self.engine.run_rpc(requests(), out, tracking_id)
+        except Exception:
+            await self._let_go_unheld(conversation_id)
+            raise
         if kind not in ("empty", "session_end"):
-            await self.turn_done(head[0].conversation_id)
+            await self.turn_done(conversation_id)
         return kind
+
+    async def _let_go_unheld(self, conversation_id: str) -> None:
+        """The engine refused an RPC of a call this instance claimed (full, draining, an
+        unknown agent...): release the claim at once, snapshot kept, so that the next RPC
+        can be served by another instance instead of meeting this refusal until the lease
+        lapses."""
+        if self.registry.get(conversation_id) is None and not self.registry.has_ended(
+            conversation_id
+        ):
+            self._pending.pop(conversation_id, None)
+            self._carried.discard(conversation_id)
+            await self._release(conversation_id, keep_snapshot=True)
 
     async def route(self, first: pb.VoiceVARequest, session_end: bool) -> Forward | None:
         """Where the RPC whose first message is ``first`` runs: ``None`` for here.

@@ -185,3 +185,23 @@ async def test_the_edge_checks_the_callers_token_before_forwarding(
     assert refused.code == grpc.StatusCode.UNAUTHENTICATED
     assert forwarded(b) == 1  # refused at the edge: nothing reached the owner
     assert (await call.dtmf("#")).prompt_texts == ["Digits so far: 4"]
+
+
+async def test_a_call_a_full_instance_refused_is_free_for_the_next(
+    redis: RedisProcess, byova_server: Any, webex: Any
+) -> None:
+    """A full instance claims a new call, then refuses it: the claim must not keep the
+    call there (every later RPC would be forwarded to that refusal until the lease
+    lapses); the caller's retry on another instance starts it there."""
+    a = await byova_server(plugins=["echo"], max_conversations=1, **cluster_settings(redis))
+    b = await byova_server(plugins=["echo"], **cluster_settings(redis))
+    on_a, on_b = await webex(a), await webex(b)
+    assert_completed(await AlternatingCall([on_a]).start())  # A is full now
+    call = AlternatingCall([on_a])
+    refused = await call.start()
+    assert refused.code == grpc.StatusCode.RESOURCE_EXHAUSTED, refused.details
+    call.sims = [on_b]
+    assert_completed(await call.start())  # Webex retries elsewhere
+    assert_completed(await call.dtmf("#"))
+    assert call.conversation_id in {c.id for c in b.engine.registry.all()}
+    assert forwarded(b) == 0
