@@ -312,19 +312,25 @@ class ConversationRegistry:
         ``carried_on``: the call began on another instance of a cluster; draining does not
         refuse it (the cluster hands it here only when no live instance is left).
         """
-        config, metrics = self.app.config, self.app.metrics
+        refused = self.refusal(carried_on)
+        if refused is not None:
+            reason, error = refused
+            self.app.metrics.admission_rejections.labels(reason=reason).inc()
+            raise error
+
+    def refusal(self, carried_on: bool = False) -> tuple[str, AdmissionError] | None:
+        """Why a new conversation would be refused now (metric reason and error), or
+        ``None``; asking changes nothing, so a cluster can send the call elsewhere first."""
+        config = self.app.config
         if self.app.draining and not carried_on:
-            metrics.admission_rejections.labels(reason="draining").inc()
-            raise AdmissionError("UNAVAILABLE", "server is draining; retry on another instance")
+            message = "server is draining; retry on another instance"
+            return "draining", AdmissionError("UNAVAILABLE", message)
         if len(self._items) >= config.max_conversations:
-            metrics.admission_rejections.labels(reason="max_conversations").inc()
-            raise AdmissionError(
-                "RESOURCE_EXHAUSTED",
-                f"server holds its maximum of {config.max_conversations} conversations",
-            )
+            message = f"server holds its maximum of {config.max_conversations} conversations"
+            return "max_conversations", AdmissionError("RESOURCE_EXHAUSTED", message)
         if self.admission is not None and (overload := self.admission.overload()) is not None:
-            metrics.admission_rejections.labels(reason=overload.reason).inc()
-            raise AdmissionError("RESOURCE_EXHAUSTED", overload.message)
+            return overload.reason, AdmissionError("RESOURCE_EXHAUSTED", overload.message)
+        return None
 
     def create(
         self,

@@ -314,7 +314,10 @@ class ClusterNode:
                 "it is back",
             ) from None
         if claim.ours:
-            if self.app.draining and (moved := await self._give_back(conversation_id, forwarded)):
+            # Draining, or full here (a call a peer sent is refused: it tried already):
+            # a live peer takes the call instead.
+            passing_on = self.app.draining or (not forwarded and self._full())
+            if passing_on and (moved := await self._give_back(conversation_id, forwarded)):
                 return moved
             self._hold(conversation_id)
             return None
@@ -338,8 +341,14 @@ class ClusterNode:
             raise RpcAbort("ABORTED", _MOVED)
         return Forward(peer)
 
+    def _full(self) -> bool:
+        """Whether this instance would refuse a new call for lack of room now."""
+        refused = self.registry.refusal()
+        return refused is not None and refused[1].code == "RESOURCE_EXHAUSTED"
+
     async def _give_back(self, conversation_id: str, forwarded: bool) -> Forward | None:
-        """Draining, and the RPC just claimed a call: release it so a live peer takes it."""
+        """Draining or full, and the RPC just claimed a call: release it so that a live
+        peer takes it (``None``: there is none, keep it)."""
         peer = None if forwarded else await self._live_peer()
         if not forwarded and peer is None:
             return None

@@ -187,20 +187,38 @@ async def test_the_edge_checks_the_callers_token_before_forwarding(
     assert (await call.dtmf("#")).prompt_texts == ["Digits so far: 4"]
 
 
+async def test_a_full_instance_passes_a_new_call_to_a_peer_with_room(
+    redis: RedisProcess, byova_server: Any, webex: Any
+) -> None:
+    a = await byova_server(plugins=["echo"], max_conversations=1, **cluster_settings(redis))
+    b = await byova_server(plugins=["echo"], **cluster_settings(redis))
+    on_a = await webex(a)
+    assert_completed(await AlternatingCall([on_a]).start())  # A is full now
+    call = AlternatingCall([on_a])
+    assert_completed(await call.start())  # reached A, started on B
+    assert_completed(await call.dtmf("7"))  # reaches A again: forwarded to the owner
+    call.sims = [await webex(b)]
+    assert (await call.dtmf("#")).prompt_texts == ["Digits so far: 7"]
+    assert call.conversation_id in {c.id for c in b.engine.registry.all()}
+    assert len(a.engine.registry) == 1 and forwarded(a) == 3  # START_OF_DTMF, "7", start
+    rejections = a.app.metrics.registry.get_sample_value
+    assert rejections("byova_admission_rejections_total", {"reason": "max_conversations"}) is None
+
+
 async def test_a_call_a_full_instance_refused_is_free_for_the_next(
     redis: RedisProcess, byova_server: Any, webex: Any
 ) -> None:
-    """A full instance claims a new call, then refuses it: the claim must not keep the
-    call there (every later RPC would be forwarded to that refusal until the lease
-    lapses); the caller's retry on another instance starts it there."""
+    """A full instance with no peer claims a new call, then refuses it: the claim must not
+    keep the call there (every later RPC would be forwarded to that refusal until the
+    lease lapsed); the caller's retry on an instance that came meanwhile starts it."""
     a = await byova_server(plugins=["echo"], max_conversations=1, **cluster_settings(redis))
-    b = await byova_server(plugins=["echo"], **cluster_settings(redis))
-    on_a, on_b = await webex(a), await webex(b)
+    on_a = await webex(a)
     assert_completed(await AlternatingCall([on_a]).start())  # A is full now
     call = AlternatingCall([on_a])
     refused = await call.start()
     assert refused.code == grpc.StatusCode.RESOURCE_EXHAUSTED, refused.details
-    call.sims = [on_b]
+    b = await byova_server(plugins=["echo"], **cluster_settings(redis))
+    call.sims = [await webex(b)]
     assert_completed(await call.start())  # Webex retries elsewhere
     assert_completed(await call.dtmf("#"))
     assert call.conversation_id in {c.id for c in b.engine.registry.all()}
