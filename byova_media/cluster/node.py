@@ -357,6 +357,12 @@ class ClusterNode:
         self._carried.discard(conversation_id)
         if peer is None:
             raise RpcAbort("ABORTED", _MOVED)
+        log.info(
+            "passing the call to instance %s (this one is %s)",
+            peer.instance_id,
+            "draining" if self.app.draining else "full",
+            extra={"owner_instance": peer.instance_id},
+        )
         return Forward(peer)
 
     async def _claim(self, conversation_id: str, session_end: bool) -> Claim:
