@@ -83,9 +83,18 @@ class InstanceInfo:
     draining: bool = False
     #: HOST:PORT of its peer link, where other instances forward RPCs to it.
     link: str = ""
+    #: It would refuse a new call for lack of room (as of its last heartbeat).
+    full: bool = False
 
     def to_json(self) -> str:
-        return json.dumps({"address": self.address, "draining": self.draining, "link": self.link})
+        return json.dumps(
+            {
+                "address": self.address,
+                "draining": self.draining,
+                "link": self.link,
+                "full": self.full,
+            }
+        )
 
     @classmethod
     def from_json(cls, instance_id: str, raw: str | bytes) -> InstanceInfo:
@@ -95,6 +104,7 @@ class InstanceInfo:
             str(data["address"]),
             bool(data.get("draining", False)),
             str(data.get("link", "")),
+            bool(data.get("full", False)),
         )
 
 

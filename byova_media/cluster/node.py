@@ -176,7 +176,11 @@ class ClusterNode:
                 owned = [c.id for c in self.registry.all() if not c.ended]
                 self.metrics.owned.set(len(owned))
                 info = InstanceInfo(
-                    self.instance_id, self.address, self.app.draining, self.link_address
+                    self.instance_id,
+                    self.address,
+                    self.app.draining,
+                    self.link_address,
+                    self._full(),
                 )
                 await self.directory.heartbeat(info, self.lease_ms)
                 lost = await self.directory.renew(owned, self._owner_ttl_ms)
@@ -349,7 +353,7 @@ class ClusterNode:
     async def _give_back(self, conversation_id: str, forwarded: bool) -> Forward | None:
         """Draining or full, and the RPC just claimed a call: release it so that a live
         peer takes it (``None``: there is none, keep it)."""
-        peer = None if forwarded else await self._live_peer()
+        peer = None if forwarded else await self._live_peer(need_room=not self.app.draining)
         if not forwarded and peer is None:
             return None
         await self._release(conversation_id, keep_snapshot=True)
@@ -399,7 +403,10 @@ class ClusterNode:
         if task is not None:
             task.add_done_callback(done)
 
-    async def _live_peer(self) -> InstanceInfo | None:
+    async def _live_peer(self, need_room: bool = False) -> InstanceInfo | None:
+        """A live peer that is not draining, at random: one with room for a new call when
+        there is one, and only such a one when ``need_room`` (a full instance passing a
+        call on would otherwise only move the refusal)."""
         try:
             peers = [
                 i
@@ -408,7 +415,9 @@ class ClusterNode:
             ]
         except Exception:
             return None
-        return random.choice(peers) if peers else None
+        roomy = [i for i in peers if not i.full]
+        choices = roomy if roomy or need_room else peers
+        return random.choice(choices) if choices else None
 
     async def forward(
         self,

@@ -205,6 +205,24 @@ async def test_a_full_instance_passes_a_new_call_to_a_peer_with_room(
     assert rejections("byova_admission_rejections_total", {"reason": "max_conversations"}) is None
 
 
+async def test_a_full_instance_keeps_a_new_call_when_every_peer_is_full_too(
+    redis: RedisProcess, byova_server: Any, webex: Any
+) -> None:
+    """Passing the call on would only move the refusal (and cost a hop): it is refused
+    where it arrived, from the peers' heartbeats, without forwarding."""
+    a = await byova_server(plugins=["echo"], max_conversations=1, **cluster_settings(redis))
+    b = await byova_server(plugins=["echo"], max_conversations=1, **cluster_settings(redis))
+    assert a.cluster is not None
+    assert_completed(await AlternatingCall([await webex(a)]).start())
+    assert_completed(await AlternatingCall([await webex(b)]).start())
+    async with asyncio.timeout(10):  # B's next heartbeat says it is full
+        while not all(i.full for i in await a.cluster.directory.instances()):
+            await asyncio.sleep(0.05)
+    refused = await AlternatingCall([await webex(a)]).start()
+    assert refused.code == grpc.StatusCode.RESOURCE_EXHAUSTED, refused.details
+    assert forwarded(a) == 0
+
+
 async def test_a_call_a_full_instance_refused_is_free_for_the_next(
     redis: RedisProcess, byova_server: Any, webex: Any
 ) -> None:
