@@ -286,9 +286,14 @@ class ClusterNode:
         if self.registry.get(conversation_id) is None and not self.registry.has_ended(
             conversation_id
         ):
-            self._pending.pop(conversation_id, None)
-            self._carried.discard(conversation_id)
-            await self._release(conversation_id, keep_snapshot=True)
+            await self._let_go(conversation_id)
+
+    async def _let_go(self, conversation_id: str) -> None:
+        """Give up a call claimed here but not made here: the lease (its snapshot stays for
+        whoever takes it) and what the claim loaded for it."""
+        self._pending.pop(conversation_id, None)
+        self._carried.discard(conversation_id)
+        await self._release(conversation_id, keep_snapshot=True)
 
     async def route(self, first: pb.VoiceVARequest, session_end: bool) -> Forward | None:
         """Where the RPC whose first message is ``first`` runs: ``None`` for here.
@@ -356,9 +361,7 @@ class ClusterNode:
         peer = None if forwarded else await self._live_peer(need_room=not self.app.draining)
         if not forwarded and peer is None:
             return None
-        await self._release(conversation_id, keep_snapshot=True)
-        self._pending.pop(conversation_id, None)
-        self._carried.discard(conversation_id)
+        await self._let_go(conversation_id)
         if peer is None:
             raise RpcAbort("ABORTED", _MOVED)
         log.info(
